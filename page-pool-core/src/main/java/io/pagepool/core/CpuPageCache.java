@@ -1,0 +1,36 @@
+package io.pagepool.core;
+
+/**
+ * The per-CPU layer between callers and the buddy zone, for orders 0 to
+ * {@link CpuPageLists#TOP_ORDER}: one implementation per {@link CpuCacheMode}.
+ *
+ * <p>Arguments are validated by {@link PageAllocator} before they get here. A method returning
+ * {@link PageAllocator#NO_PAGE} or a short count has not yet tried to reclaim pages parked
+ * elsewhere; the allocator calls {@link #drainReachable()} and retries on the zone before it
+ * reports exhaustion.
+ */
+interface CpuPageCache {
+
+    int alloc(int order);
+
+    void free(int pfn, int order);
+
+    int allocBulk(int[] pages, int nrPages);
+
+    void freeBulk(int[] pfns, int n);
+
+    /** Returns to the zone every parked page this thread may touch: see {@link PageAllocator#drainCpuCaches()}. */
+    void drainReachable();
+
+    /** Pages parked right now (racy while other threads run). */
+    long cachedPages();
+
+    /** Page sets in existence (per-thread caches alive, or magazines). */
+    int pageSets();
+
+    void sumCounters(AllocCounters sum);
+
+    void forEachCachedBlock(CpuPageLists.BlockVisitor visitor);
+
+    void close();
+}

@@ -1,0 +1,219 @@
+package io.pagepool.core;
+
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.util.ArrayList;
+import java.util.Iterator;
+
+/**
+ * {@link CpuCacheMode#PER_THREAD}: one {@link CpuPageLists} per thread, the Java stand-in for
+ * Linux's per-CPU pagesets. A Java thread is not pinned to a CPU, so the thread is the unit that
+ * owns a set; this is what makes the fast path lock-free and atomic-free.
+ *
+ * <h2>Lifecycle of a thread's set</h2>
+ * <ol>
+ *   <li>Created on the thread's first allocation or free of order 0..3, and registered
+ *       (thread, set) here. Virtual threads get no set: they go straight to the zone, so that a
+ *       million virtual threads cannot park a million sets' worth of pages.</li>
+ *   <li>Used only by its owner thread: no lock, no atomic.</li>
+ *   <li>When the owner ends, the set is <em>reaped</em>: its pages go back to the zone and its
+ *       counters are folded into the allocator's totals. Reaping needs no call from the user:
+ *       it happens within a second on the shared {@link EndedThreadReaper} daemon, and also
+ *       whenever a new thread registers, on {@link PageAllocator#drainCpuCaches()}, and before
+ *       an allocation reports exhaustion. {@link Thread#isAlive()} returning false is the
+ *       happens-before edge that makes reading the dead thread's plain fields safe (JLS 17.4.4).</li>
+ * </ol>
+ * The sets of <em>live</em> threads are never touched by other threads: there is no Java
+ * equivalent of the kernel's IPI to make another CPU drain. A live thread's parked pages (at most
+ * {@code high + batch}) come back when that thread drains them itself, frees enough to pass
+ * {@code high}, calls {@code drainCpuCaches()}, or ends.
+ *
+ * <p>Thread safety: thread-safe; the registry is guarded by its own monitor, and lock order is
+ * registry, then zone.
+ */
+final class PerThreadPageCaches implements CpuPageCache {
+
+    private static final MethodHandle IS_VIRTUAL = findIsVirtual();
+
+    private final BuddyZone zone;
+    private final int high;
+    private final int batch;
+    private final ThreadLocal<CpuPageLists> local = ThreadLocal.withInitial(this::register);
+    /** Guarded by itself. */
+    private final ArrayList<OwnedSet> registry = new ArrayList<>();
+    private boolean closed;
+
+    private static final class OwnedSet {
+        final Thread owner;
+        final CpuPageLists set;
+
+        OwnedSet(Thread owner, CpuPageLists set) {
+            this.owner = owner;
+            this.set = set;
+        }
+    }
+
+    PerThreadPageCaches(BuddyZone zone, int high, int batch) {
+        this.zone = zone;
+        this.high = high;
+        this.batch = batch;
+        EndedThreadReaper.watch(this);
+    }
+
+    private CpuPageLists register() {
+        Thread thread = Thread.currentThread();
+        if (isVirtual(thread)) {
+            return null;
+        }
+        CpuPageLists set = new CpuPageLists(zone, high, batch);
+        synchronized (registry) {
+            reapEndedLocked();
+            registry.add(new OwnedSet(thread, set));
+        }
+        return set;
+    }
+
+    @Override
+    public int alloc(int order) {
+        CpuPageLists set = local.get();
+        return set != null ? set.alloc(order) : zone.lockedAlloc(order);
+    }
+
+    @Override
+    public void free(int pfn, int order) {
+        CpuPageLists set = local.get();
+        if (set != null) {
+            set.free(pfn, order);
+        } else {
+            zone.lockedFree(pfn, order);
+        }
+    }
+
+    @Override
+    public int allocBulk(int[] pages, int nrPages) {
+        CpuPageLists set = local.get();
+        return set != null ? set.allocBulk(pages, nrPages) : zone.lockedAllocBulk(pages, nrPages);
+    }
+
+    @Override
+    public void freeBulk(int[] pfns, int n) {
+        CpuPageLists set = local.get();
+        if (set != null) {
+            set.freeBulk(pfns, n);
+        } else {
+            zone.lockedFreeBulk(pfns, n);
+        }
+    }
+
+    /** Drains the calling thread's set and reaps the sets of threads that have ended. */
+    @Override
+    public void drainReachable() {
+        CpuPageLists set = local.get();
+        if (set != null) {
+            set.drainAll();
+        }
+        reapEnded();
+    }
+
+    /** Returns the pages of ended threads' sets to the zone. Called by the reaper daemon too. */
+    void reapEnded() {
+        synchronized (registry) {
+            if (!closed) {
+                reapEndedLocked();
+            }
+        }
+    }
+
+    private void reapEndedLocked() {
+        Iterator<OwnedSet> it = registry.iterator();
+        while (it.hasNext()) {
+            OwnedSet owned = it.next();
+            if (!owned.owner.isAlive()) {
+                CpuPageLists set = owned.set;
+                zone.lock();
+                try {
+                    set.drainAllLocked();
+                    set.counters.cacheDrains++;
+                    set.counters.addTo(zone.retiredCacheCounters);
+                    zone.threadCachesReaped++;
+                } finally {
+                    zone.unlock();
+                }
+                it.remove();
+            }
+        }
+    }
+
+    boolean isClosed() {
+        synchronized (registry) {
+            return closed;
+        }
+    }
+
+    @Override
+    public long cachedPages() {
+        long sum = 0;
+        synchronized (registry) {
+            for (OwnedSet owned : registry) {
+                sum += owned.set.count;
+            }
+        }
+        return sum;
+    }
+
+    @Override
+    public int pageSets() {
+        synchronized (registry) {
+            return registry.size();
+        }
+    }
+
+    @Override
+    public void sumCounters(AllocCounters sum) {
+        synchronized (registry) {
+            for (OwnedSet owned : registry) {
+                owned.set.counters.addTo(sum);
+            }
+        }
+    }
+
+    @Override
+    public void forEachCachedBlock(CpuPageLists.BlockVisitor visitor) {
+        synchronized (registry) {
+            for (OwnedSet owned : registry) {
+                owned.set.forEachBlock(visitor);
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        synchronized (registry) {
+            closed = true;
+            registry.clear();
+        }
+        local.remove();
+    }
+
+    private static boolean isVirtual(Thread thread) {
+        if (IS_VIRTUAL == null) {
+            return false;
+        }
+        try {
+            return (boolean) IS_VIRTUAL.invokeExact(thread);
+        } catch (Throwable t) {
+            return false;
+        }
+    }
+
+    /** {@code Thread.isVirtual()} exists from JDK 21; the library is compiled for 17. */
+    private static MethodHandle findIsVirtual() {
+        try {
+            return MethodHandles.publicLookup()
+                    .findVirtual(Thread.class, "isVirtual", MethodType.methodType(boolean.class));
+        } catch (ReflectiveOperationException e) {
+            return null;
+        }
+    }
+}
