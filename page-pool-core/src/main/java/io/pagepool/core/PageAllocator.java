@@ -107,6 +107,7 @@ public final class PageAllocator implements AutoCloseable {
     private final LongAdder splits = new LongAdder();
     private final Runnable releaseMemory;
     private final Cleaner.Cleanable cleanable;
+    private PoolPageTable poolPageTable;
     private volatile boolean closed;
 
     private PageAllocator(Builder b, int totalPages, int high, int batch, int magazines) {
@@ -603,6 +604,15 @@ public final class PageAllocator implements AutoCloseable {
         } else {
             releaseMemory.run();
         }
+    }
+
+    /** The page-pool fields of every page, created for the first {@link PagePool} built on this allocator. */
+    synchronized PoolPageTable poolPageTable() {
+        checkOpen();
+        if (poolPageTable == null) {
+            poolPageTable = new PoolPageTable(totalPages, pageSize);
+        }
+        return poolPageTable;
     }
 
     /** True once {@link #close()} has succeeded. */
