@@ -1,8 +1,5 @@
 package io.pagepool.core;
 
-import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
 import java.util.ArrayList;
 import java.util.Iterator;
 
@@ -32,9 +29,7 @@ import java.util.Iterator;
  * <p>Thread safety: thread-safe; the registry is guarded by its own monitor, and lock order is
  * registry, then zone.
  */
-final class PerThreadPageCaches implements CpuPageCache {
-
-    private static final MethodHandle IS_VIRTUAL = findIsVirtual();
+final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Target {
 
     private final BuddyZone zone;
     private final int high;
@@ -63,7 +58,7 @@ final class PerThreadPageCaches implements CpuPageCache {
 
     private CpuPageLists register() {
         Thread thread = Thread.currentThread();
-        if (isVirtual(thread)) {
+        if (EndedThreadReaper.isVirtual(thread)) {
             return null;
         }
         CpuPageLists set = new CpuPageLists(zone, high, batch);
@@ -116,12 +111,23 @@ final class PerThreadPageCaches implements CpuPageCache {
         reapEnded();
     }
 
-    /** Returns the pages of ended threads' sets to the zone. Called by the reaper daemon too. */
+    /** Returns the pages of ended threads' sets to the zone. */
     void reapEnded() {
         synchronized (registry) {
             if (!closed) {
                 reapEndedLocked();
             }
+        }
+    }
+
+    @Override
+    public boolean reapEndedThreads() {
+        synchronized (registry) {
+            if (closed) {
+                return false;
+            }
+            reapEndedLocked();
+            return true;
         }
     }
 
@@ -142,12 +148,6 @@ final class PerThreadPageCaches implements CpuPageCache {
                 }
                 it.remove();
             }
-        }
-    }
-
-    boolean isClosed() {
-        synchronized (registry) {
-            return closed;
         }
     }
 
@@ -194,26 +194,5 @@ final class PerThreadPageCaches implements CpuPageCache {
             registry.clear();
         }
         local.remove();
-    }
-
-    private static boolean isVirtual(Thread thread) {
-        if (IS_VIRTUAL == null) {
-            return false;
-        }
-        try {
-            return (boolean) IS_VIRTUAL.invokeExact(thread);
-        } catch (Throwable t) {
-            return false;
-        }
-    }
-
-    /** {@code Thread.isVirtual()} exists from JDK 21; the library is compiled for 17. */
-    private static MethodHandle findIsVirtual() {
-        try {
-            return MethodHandles.publicLookup()
-                    .findVirtual(Thread.class, "isVirtual", MethodType.methodType(boolean.class));
-        } catch (ReflectiveOperationException e) {
-            return null;
-        }
     }
 }
