@@ -440,6 +440,16 @@ public final class PageAllocator implements AutoCloseable {
         return region("regionBuffer", pfn).buffer;
     }
 
+    /**
+     * Pages per region: memory is reserved in regions of one max-order block, so this is
+     * {@code 1 << maxOrder()}. Pages {@code [r * regionPages(), (r + 1) * regionPages())} share one
+     * {@link #regionBuffer(int)} and one contiguous address range, which lets a caller cache them per
+     * region index {@code pfn / regionPages()}.
+     */
+    public int regionPages() {
+        return zone.regionPages;
+    }
+
     /** Byte offset of page {@code pfn} within {@link #regionBuffer(int)}. Does not allocate. */
     public int regionOffset(int pfn) {
         return (pfn & (zone.regionPages - 1)) << pageShift;

@@ -1,0 +1,321 @@
+package io.pagepool.netty;
+
+import io.pagepool.core.PageAllocator;
+import io.pagepool.core.PagePool;
+import java.nio.ByteBuffer;
+import org.jctools.queues.atomic.MpscAtomicArrayQueue;
+
+/**
+ * One thread's share of a {@link PagePoolByteBufAllocator}: the thread's {@link PagePool} (the
+ * kernel's one page pool per NAPI context, with a Netty event loop as the context), caches of
+ * fragment handles per size class, and the buffer objects the thread hands out.
+ *
+ * <h2>Where a buffer's memory comes from</h2>
+ * <pre>
+ *   requested capacity          memory                                   released on owner / elsewhere
+ *   &lt;= maxFragmentSize         fragment of a pool page, by size class    handle cache / putFrag (atomic)
+ *     (64, 128, ... pageSize/2)  (handle cache first, then allocFrag)
+ *   &lt;= pageSize                a whole pool page (allocPage)             recycleDirect / ring
+ *   &lt;= pageSize &lt;&lt; maxOrder   a block from the PageAllocator           freePages (per-CPU cache of the
+ *                               (orders 1-3 through its per-CPU caches)   releasing thread)
+ *   larger, or exhausted        the allocator's fallback policy
+ * </pre>
+ *
+ * <h2>Why a handle cache in front of the pool's fragments</h2>
+ * {@link PagePool#putFrag} is safe from any thread, so it pays two atomic operations (a bitmap
+ * bit that catches double release, and the page's fragment count). A buffer released on its owner
+ * thread instead pushes its fragment handle onto a plain per-class stack, and the next buffer of
+ * that class reuses it: a same-thread allocate/release pair costs no atomic operation besides
+ * Netty's own reference count. The stacks are bounded ({@code fragmentCacheBytes} per class); past
+ * that, fragments go back to the pool.
+ *
+ * <h2>Buffer objects</h2>
+ * Recycled through a plain stack on the owner thread; objects released on other threads come back
+ * through a bounded multi-producer queue the owner drains when its stack runs dry (if the queue is
+ * full, the object is left to the garbage collector). Netty's {@code Recycler} is not used: it
+ * only pools objects on {@code FastThreadLocalThread}s and by default keeps one new object in
+ * eight, so plain threads would allocate a buffer object per call.
+ *
+ * <p>Thread safety: {@link #newBuffer} and {@link #bind} on the owner thread only;
+ * {@link #releaseFrag}, {@link #releasePage} and {@link #recycleObject} from any thread;
+ * {@link #close()} on the owner thread or after it ended.
+ */
+final class PagePoolArena {
+
+    static final int MIN_FRAG_SIZE = 64;
+    private static final int MIN_FRAG_SHIFT = 6;
+
+    final PagePoolByteBufAllocator parent;
+    final Thread owner;
+    final PagePool pool;
+    private final PageAllocator pages;
+    private final int pageSize;
+    private final int maxFragSize;
+    private final int regionShift;
+    private final ByteBuffer[] regionBuffers;
+    private final long[] regionAddresses;
+
+    private final long[][] fragCache;
+    private final int[] fragCacheCount;
+    private final PagePoolByteBuf[] objects;
+    private int objectCount;
+    private final MpscAtomicArrayQueue<PagePoolByteBuf> returnedObjects;
+    private volatile boolean closed;
+
+    // Owner-thread counters, read racily by metrics.
+    long buffersAllocated;
+    long fragCacheHits;
+
+    PagePoolArena(PagePoolByteBufAllocator parent, Thread owner, PagePool pool, int maxFragSize, int fragmentCacheBytes,
+            int objectCacheSize) {
+        this.parent = parent;
+        this.owner = owner;
+        this.pool = pool;
+        this.pages = pool.allocator();
+        this.pageSize = pages.pageSize();
+        this.maxFragSize = maxFragSize;
+        this.regionShift = Integer.numberOfTrailingZeros(pages.regionPages());
+        int regions = (pages.totalPages() + pages.regionPages() - 1) >>> regionShift;
+        this.regionBuffers = new ByteBuffer[regions];
+        this.regionAddresses = new long[regions];
+        int classes = sizeClass(maxFragSize) + 1;
+        this.fragCache = new long[classes][];
+        this.fragCacheCount = new int[classes];
+        for (int c = 0; c < classes; c++) {
+            fragCache[c] = new long[Math.max(8, Math.min(1024, fragmentCacheBytes >>> (MIN_FRAG_SHIFT + c)))];
+        }
+        this.objects = new PagePoolByteBuf[objectCacheSize];
+        this.returnedObjects = new MpscAtomicArrayQueue<>(Math.max(2, objectCacheSize));
+    }
+
+    /** Size class of a fragment request: 0 for up to 64 bytes, 1 for up to 128, ... */
+    static int sizeClass(int capacity) {
+        return capacity <= MIN_FRAG_SIZE ? 0 : 32 - Integer.numberOfLeadingZeros(capacity - 1) - MIN_FRAG_SHIFT;
+    }
+
+    static int classSize(int sizeClass) {
+        return MIN_FRAG_SIZE << sizeClass;
+    }
+
+    // ------------------------------------------------------------------ owner thread
+
+    /**
+     * A buffer of {@code initialCapacity} bytes. The fast path, a fragment-cache hit with a pooled
+     * object, is kept small enough for the JIT to inline; everything else is in {@link #newBufferSlow}.
+     */
+    PagePoolByteBuf newBuffer(int initialCapacity, int maxCapacity) {
+        PagePoolByteBuf buf = takeObject();
+        buf.reuse(maxCapacity);
+        buffersAllocated++;
+        if (initialCapacity <= maxFragSize) {
+            int sizeClass = sizeClass(initialCapacity);
+            int n = fragCacheCount[sizeClass];
+            if (n > 0) {
+                fragCacheCount[sizeClass] = n - 1;
+                fragCacheHits++;
+                bindFrag(buf, fragCache[sizeClass][n - 1], sizeClass, initialCapacity);
+                return buf;
+            }
+        }
+        return newBufferSlow(buf, initialCapacity);
+    }
+
+    private PagePoolByteBuf newBufferSlow(PagePoolByteBuf buf, int initialCapacity) {
+        try {
+            bind(buf, initialCapacity);
+        } catch (RuntimeException | Error e) {
+            buffersAllocated--;
+            recycleObject(buf);
+            throw e;
+        }
+        return buf;
+    }
+
+    private PagePoolByteBuf takeObject() {
+        int n = objectCount;
+        if (n > 0) {
+            PagePoolByteBuf buf = objects[--n];
+            objects[n] = null;
+            objectCount = n;
+            return buf;
+        }
+        return takeObjectSlow();
+    }
+
+    private PagePoolByteBuf takeObjectSlow() {
+        PagePoolByteBuf buf = returnedObjects.relaxedPoll();
+        if (buf == null) {
+            return new PagePoolByteBuf(parent, this);
+        }
+        PagePoolByteBuf more;
+        while (objectCount < objects.length && (more = returnedObjects.relaxedPoll()) != null) {
+            objects[objectCount++] = more;
+        }
+        return buf;
+    }
+
+    /** Binds {@code capacity} bytes of memory from this arena (or the allocator) to {@code buf}. */
+    void bind(PagePoolByteBuf buf, int capacity) {
+        if (capacity <= maxFragSize) {
+            int sizeClass = sizeClass(capacity);
+            long handle = popFrag(sizeClass);
+            if (handle == PagePool.NO_FRAG) {
+                handle = pool.allocFrag(classSize(sizeClass));
+            }
+            if (handle != PagePool.NO_FRAG) {
+                bindFrag(buf, handle, sizeClass, capacity);
+                return;
+            }
+        } else if (capacity <= pageSize) {
+            int pfn = pool.allocPage();
+            if (pfn != PageAllocator.NO_PAGE) {
+                ByteBuffer region = regionBuffer(pfn);
+                buf.bindPage(this, pfn, region, pages.regionOffset(pfn), pageAddress(pfn, 0), capacity, pageSize);
+                return;
+            }
+        } else if (parent.bindBlock(buf, capacity)) {
+            return;
+        }
+        parent.bindFallback(buf, capacity);
+    }
+
+    private void bindFrag(PagePoolByteBuf buf, long handle, int sizeClass, int capacity) {
+        int pfn = PagePool.fragPfn(handle);
+        int offset = PagePool.fragOffset(handle);
+        ByteBuffer region = regionBuffer(pfn);
+        buf.bindFrag(this, handle, sizeClass, classSize(sizeClass), region, pages.regionOffset(pfn) + offset,
+                pageAddress(pfn, offset), capacity);
+    }
+
+    private long popFrag(int sizeClass) {
+        int n = fragCacheCount[sizeClass];
+        if (n == 0) {
+            return PagePool.NO_FRAG;
+        }
+        fragCacheCount[sizeClass] = n - 1;
+        fragCacheHits++;
+        return fragCache[sizeClass][n - 1];
+    }
+
+    private ByteBuffer regionBuffer(int pfn) {
+        ByteBuffer buffer = regionBuffers[pfn >>> regionShift];
+        return buffer != null ? buffer : loadRegion(pfn);
+    }
+
+    private ByteBuffer loadRegion(int pfn) {
+        int region = pfn >>> regionShift;
+        ByteBuffer buffer = pages.regionBuffer(pfn);
+        long address = pages.address(pfn);
+        regionAddresses[region] = address == 0 ? 0 : address - pages.regionOffset(pfn);
+        regionBuffers[region] = buffer;
+        return buffer;
+    }
+
+    /** Native address of byte {@code offset} of page {@code pfn}, or 0; after {@link #regionBuffer} for that pfn. */
+    private long pageAddress(int pfn, int offset) {
+        long regionAddress = regionAddresses[pfn >>> regionShift];
+        return regionAddress == 0 ? 0 : regionAddress + pages.regionOffset(pfn) + offset;
+    }
+
+    // ------------------------------------------------------------------ any thread
+
+    /**
+     * The owner-thread release of a fragment buffer: its handle onto the class cache and the object
+     * onto the stack, with one ownership check. False (nothing done) off the owner thread, after
+     * close, or when either stack is full; the caller then takes the general path.
+     */
+    boolean recycleFragLocally(PagePoolByteBuf buf, long handle, int sizeClass) {
+        if (Thread.currentThread() != owner || closed) {
+            return false;
+        }
+        int n = fragCacheCount[sizeClass];
+        long[] cache = fragCache[sizeClass];
+        int m = objectCount;
+        if (n == cache.length || m == objects.length) {
+            return false;
+        }
+        cache[n] = handle;
+        fragCacheCount[sizeClass] = n + 1;
+        objects[m] = buf;
+        objectCount = m + 1;
+        return true;
+    }
+
+    /** A fragment comes back: into the owner's handle cache, else to the pool. */
+    void releaseFrag(long handle, int sizeClass) {
+        if (Thread.currentThread() == owner && !closed) {
+            int n = fragCacheCount[sizeClass];
+            long[] cache = fragCache[sizeClass];
+            if (n < cache.length) {
+                cache[n] = handle;
+                fragCacheCount[sizeClass] = n + 1;
+                return;
+            }
+            pool.putFrag(handle, true);
+            return;
+        }
+        pool.putFrag(handle, false);
+    }
+
+    /** A whole page comes back: into the pool's cache on the owner thread, through its ring elsewhere. */
+    void releasePage(int pfn) {
+        pool.putPage(pfn, 0, Thread.currentThread() == owner);
+    }
+
+    /** A buffer object comes back: onto the owner's stack, or into the queue the owner drains. */
+    void recycleObject(PagePoolByteBuf buf) {
+        if (closed) {
+            return;
+        }
+        if (Thread.currentThread() == owner) {
+            if (objectCount < objects.length) {
+                objects[objectCount++] = buf;
+            }
+        } else {
+            returnedObjects.offer(buf);
+        }
+    }
+
+    // ------------------------------------------------------------------ lifecycle and metrics
+
+    boolean isClosed() {
+        return closed;
+    }
+
+    /**
+     * Returns every cached fragment and the pool's pages to the allocator, and closes the pool; buffers
+     * still out return their memory to the allocator when released. Owner thread, or after it ended.
+     */
+    void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (int c = 0; c < fragCache.length; c++) {
+            long[] cache = fragCache[c];
+            for (int i = 0, n = fragCacheCount[c]; i < n; i++) {
+                pool.putFrag(cache[i], false);
+            }
+            fragCacheCount[c] = 0;
+        }
+        pool.close();
+        for (int i = 0; i < objectCount; i++) {
+            objects[i] = null;
+        }
+        objectCount = 0;
+        returnedObjects.clear();
+    }
+
+    /** Fragment handles parked in the per-class caches (racy while the owner runs). */
+    int cachedFragments() {
+        int sum = 0;
+        for (int n : fragCacheCount) {
+            sum += n;
+        }
+        return sum;
+    }
+
+    int pooledObjects() {
+        return objectCount + returnedObjects.size();
+    }
+}

@@ -1,0 +1,604 @@
+package io.pagepool.netty;
+
+import io.netty.buffer.AbstractReferenceCountedByteBuf;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.pagepool.core.PageAllocator;
+import io.pagepool.core.PagePool;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.GatheringByteChannel;
+import java.nio.channels.ScatteringByteChannel;
+
+/**
+ * A direct {@link ByteBuf} over memory from a {@link PagePoolByteBufAllocator}: a fragment of a
+ * pool page, a whole pool page, a block from the page allocator, or (when memory is exhausted and
+ * the policy allows) an unpooled fallback buffer.
+ *
+ * <h2>Memory binding</h2>
+ * Every access goes to {@code memory} at {@code base + index}. {@code memory} is the page
+ * allocator's shared region buffer (absolute get/put only, never repositioned), so binding a
+ * buffer to new memory allocates nothing. The same code therefore runs on every JDK without
+ * {@code sun.misc.Unsafe}; {@link #memoryAddress()} is still exposed so native transports
+ * (epoll, io_uring) read and write the memory directly.
+ *
+ * <pre>
+ *   region buffer (one per max-order block, shared)
+ *   |.............|&lt;-- backingSize --------------&gt;|.........|
+ *                 ^ base          ^ base + capacity()
+ *                 index 0         (capacity may grow up to backingSize in place)
+ * </pre>
+ *
+ * <h2>Life cycle</h2>
+ * Objects are recycled by the arena that created them ({@link #home}); the memory returns to the
+ * arena or allocator it came from ({@link #memArena}), from whichever thread releases it. Growth
+ * beyond the backing moves the buffer to new memory of the right size class and frees the old.
+ *
+ * <p>Thread safety: as any Netty buffer, not thread-safe except for reference counting.
+ */
+final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
+
+    static final byte FRAG = 1;
+    static final byte PAGE = 2;
+    static final byte BLOCK = 3;
+    static final byte FALLBACK = 4;
+
+    private static final int STREAM_CHUNK = 8192;
+
+    /** Arena whose object stack this object returns to; null for objects made off any arena. */
+    final PagePoolArena home;
+    private final PagePoolByteBufAllocator alloc;
+
+    // The memory binding. Written by bind(), read by every access.
+    private byte kind;
+    private PagePoolArena memArena;
+    private long fragHandle;
+    private int fragClass;
+    private int pfn;
+    private int order;
+    private ByteBuf fallback;
+    private ByteBuffer memory;
+    private int base;
+    private long address;
+    private int length;
+    private int backingSize;
+
+    /** Cached duplicate of {@link #memory} for {@link #internalNioBuffer}, and the buffer it duplicates. */
+    private ByteBuffer tmpNioBuf;
+    private ByteBuffer tmpNioBufOf;
+
+    PagePoolByteBuf(PagePoolByteBufAllocator alloc, PagePoolArena home) {
+        super(0);
+        this.alloc = alloc;
+        this.home = home;
+    }
+
+    // ------------------------------------------------------------------ binding (arena side)
+
+    /** Prepares a recycled or new object for use: reference count 1, indexes and marks 0. */
+    void reuse(int maxCapacity) {
+        resetRefCnt();
+        maxCapacity(maxCapacity);
+        clear();
+        markReaderIndex();
+        markWriterIndex();
+    }
+
+    void bindFrag(PagePoolArena arena, long handle, int sizeClass, int classSize, ByteBuffer memory, int base,
+            long address, int capacity) {
+        this.kind = FRAG;
+        this.memArena = arena;
+        this.fallback = null;
+        this.fragHandle = handle;
+        this.fragClass = sizeClass;
+        bindMemory(memory, base, address, capacity, classSize);
+    }
+
+    void bindPage(PagePoolArena arena, int pfn, ByteBuffer memory, int base, long address, int capacity,
+            int pageSize) {
+        this.kind = PAGE;
+        this.memArena = arena;
+        this.fallback = null;
+        this.pfn = pfn;
+        bindMemory(memory, base, address, capacity, pageSize);
+    }
+
+    void bindBlock(int pfn, int order, ByteBuffer memory, int base, long address, int capacity, int blockSize) {
+        this.kind = BLOCK;
+        this.memArena = null;
+        this.fallback = null;
+        this.pfn = pfn;
+        this.order = order;
+        bindMemory(memory, base, address, capacity, blockSize);
+    }
+
+    void bindFallback(ByteBuf fallback, int capacity) {
+        this.kind = FALLBACK;
+        this.memArena = null;
+        this.fallback = fallback;
+        ByteBuffer view = fallback.internalNioBuffer(0, fallback.capacity()).slice().order(ByteOrder.BIG_ENDIAN);
+        bindMemory(view, 0, fallback.hasMemoryAddress() ? fallback.memoryAddress() : 0, capacity, fallback.capacity());
+    }
+
+    /** {@code address} is the native address of index 0 (of {@code memory[base]}), or 0 when unknown. */
+    private void bindMemory(ByteBuffer memory, int base, long address, int capacity, int backingSize) {
+        this.memory = memory;
+        this.base = base;
+        this.address = address;
+        this.length = capacity;
+        this.backingSize = backingSize;
+    }
+
+    byte kind() {
+        return kind;
+    }
+
+    int backingSize() {
+        return backingSize;
+    }
+
+    /** Returns a memory binding to where it came from, from whichever thread calls. */
+    private void releaseBinding(byte kind, PagePoolArena arena, long handle, int sizeClass, int pfn, int order,
+            ByteBuf fallback) {
+        switch (kind) {
+            case FRAG:
+                arena.releaseFrag(handle, sizeClass);
+                break;
+            case PAGE:
+                arena.releasePage(pfn);
+                break;
+            case BLOCK:
+                alloc.pageAllocator().freePages(pfn, order);
+                break;
+            default:
+                alloc.fallbackReleased(fallback.capacity());
+                fallback.release();
+                break;
+        }
+    }
+
+    @Override
+    protected void deallocate() {
+        PagePoolArena arena = memArena;
+        if (kind == FRAG && arena == home && arena.recycleFragLocally(this, fragHandle, fragClass)) {
+            memory = null;
+            return;
+        }
+        deallocateSlow();
+    }
+
+    private void deallocateSlow() {
+        releaseBinding(kind, memArena, fragHandle, fragClass, pfn, order, fallback);
+        memory = null;
+        fallback = null;
+        if (home != null) {
+            home.recycleObject(this);
+        }
+    }
+
+    // ------------------------------------------------------------------ capacity
+
+    @Override
+    public int capacity() {
+        return length;
+    }
+
+    @Override
+    public int maxFastWritableBytes() {
+        return Math.min(backingSize, maxCapacity()) - writerIndex();
+    }
+
+    /**
+     * Grows or shrinks the buffer. Within the current backing (growing up to it, or shrinking to
+     * more than half of it) only the capacity changes; otherwise the bytes move to memory of the
+     * right size class, allocated on the calling thread's arena, and the old memory is freed.
+     */
+    @Override
+    public ByteBuf capacity(int newCapacity) {
+        checkNewCapacity(newCapacity);
+        if (newCapacity == length) {
+            return this;
+        }
+        if (newCapacity <= backingSize && newCapacity > backingSize >>> 1) {
+            length = newCapacity;
+            if (newCapacity < writerIndex() || newCapacity < readerIndex()) {
+                trimIndicesToCapacity(newCapacity);
+            }
+            return this;
+        }
+        if (newCapacity < length && backingSize <= PagePoolArena.MIN_FRAG_SIZE) {
+            length = newCapacity;
+            trimIndicesToCapacity(newCapacity);
+            return this;
+        }
+        reallocate(newCapacity);
+        return this;
+    }
+
+    private void reallocate(int newCapacity) {
+        byte oldKind = kind;
+        PagePoolArena oldArena = memArena;
+        long oldHandle = fragHandle;
+        int oldClass = fragClass;
+        int oldPfn = pfn;
+        int oldOrder = order;
+        ByteBuf oldFallback = fallback;
+        ByteBuffer oldMemory = memory;
+        int oldBase = base;
+        int oldLength = length;
+
+        alloc.bindNewMemory(this, newCapacity);
+        int copy = Math.min(oldLength, newCapacity);
+        if (copy > 0) {
+            memory.put(base, oldMemory, oldBase, copy);
+        }
+        releaseBinding(oldKind, oldArena, oldHandle, oldClass, oldPfn, oldOrder, oldFallback);
+        if (newCapacity < oldLength) {
+            trimIndicesToCapacity(newCapacity);
+        }
+    }
+
+    // ------------------------------------------------------------------ identity
+
+    @Override
+    public ByteBufAllocator alloc() {
+        return alloc;
+    }
+
+    @Override
+    @SuppressWarnings("deprecation")
+    public ByteOrder order() {
+        return ByteOrder.BIG_ENDIAN;
+    }
+
+    @Override
+    public ByteBuf unwrap() {
+        return null;
+    }
+
+    @Override
+    public boolean isDirect() {
+        return true;
+    }
+
+    @Override
+    public boolean isContiguous() {
+        return true;
+    }
+
+    @Override
+    public boolean hasArray() {
+        return false;
+    }
+
+    @Override
+    public byte[] array() {
+        throw new UnsupportedOperationException("direct buffer");
+    }
+
+    @Override
+    public int arrayOffset() {
+        throw new UnsupportedOperationException("direct buffer");
+    }
+
+    @Override
+    public boolean hasMemoryAddress() {
+        return address != 0;
+    }
+
+    @Override
+    public long memoryAddress() {
+        ensureAccessible();
+        if (address == 0) {
+            throw new UnsupportedOperationException("this JVM gives no native address for the memory");
+        }
+        return address;
+    }
+
+    // ------------------------------------------------------------------ primitive access
+
+    @Override
+    protected byte _getByte(int index) {
+        return memory.get(base + index);
+    }
+
+    @Override
+    protected short _getShort(int index) {
+        return memory.getShort(base + index);
+    }
+
+    @Override
+    protected short _getShortLE(int index) {
+        return Short.reverseBytes(memory.getShort(base + index));
+    }
+
+    @Override
+    protected int _getUnsignedMedium(int index) {
+        int i = base + index;
+        return (memory.get(i) & 0xff) << 16 | (memory.getShort(i + 1) & 0xffff);
+    }
+
+    @Override
+    protected int _getUnsignedMediumLE(int index) {
+        int i = base + index;
+        return (memory.get(i) & 0xff) | (Short.reverseBytes(memory.getShort(i + 1)) & 0xffff) << 8;
+    }
+
+    @Override
+    protected int _getInt(int index) {
+        return memory.getInt(base + index);
+    }
+
+    @Override
+    protected int _getIntLE(int index) {
+        return Integer.reverseBytes(memory.getInt(base + index));
+    }
+
+    @Override
+    protected long _getLong(int index) {
+        return memory.getLong(base + index);
+    }
+
+    @Override
+    protected long _getLongLE(int index) {
+        return Long.reverseBytes(memory.getLong(base + index));
+    }
+
+    @Override
+    protected void _setByte(int index, int value) {
+        memory.put(base + index, (byte) value);
+    }
+
+    @Override
+    protected void _setShort(int index, int value) {
+        memory.putShort(base + index, (short) value);
+    }
+
+    @Override
+    protected void _setShortLE(int index, int value) {
+        memory.putShort(base + index, Short.reverseBytes((short) value));
+    }
+
+    @Override
+    protected void _setMedium(int index, int value) {
+        int i = base + index;
+        memory.put(i, (byte) (value >>> 16));
+        memory.putShort(i + 1, (short) value);
+    }
+
+    @Override
+    protected void _setMediumLE(int index, int value) {
+        int i = base + index;
+        memory.put(i, (byte) value);
+        memory.putShort(i + 1, Short.reverseBytes((short) (value >>> 8)));
+    }
+
+    @Override
+    protected void _setInt(int index, int value) {
+        memory.putInt(base + index, value);
+    }
+
+    @Override
+    protected void _setIntLE(int index, int value) {
+        memory.putInt(base + index, Integer.reverseBytes(value));
+    }
+
+    @Override
+    protected void _setLong(int index, long value) {
+        memory.putLong(base + index, value);
+    }
+
+    @Override
+    protected void _setLongLE(int index, long value) {
+        memory.putLong(base + index, Long.reverseBytes(value));
+    }
+
+    // ------------------------------------------------------------------ bulk transfers out
+
+    @Override
+    public ByteBuf getBytes(int index, ByteBuf dst, int dstIndex, int length) {
+        checkDstIndex(index, length, dstIndex, dst.capacity());
+        if (dst instanceof PagePoolByteBuf) {
+            PagePoolByteBuf d = (PagePoolByteBuf) dst;
+            d.memory.put(d.base + dstIndex, memory, base + index, length);
+        } else if (dst.hasArray()) {
+            memory.get(base + index, dst.array(), dst.arrayOffset() + dstIndex, length);
+        } else if (dst.nioBufferCount() > 0) {
+            for (ByteBuffer bb : dst.nioBuffers(dstIndex, length)) {
+                int n = bb.remaining();
+                bb.put(bb.position(), memory, base + index, n);
+                index += n;
+            }
+        } else {
+            dst.setBytes(dstIndex, this, index, length);
+        }
+        return this;
+    }
+
+    @Override
+    public ByteBuf getBytes(int index, byte[] dst, int dstIndex, int length) {
+        checkDstIndex(index, length, dstIndex, dst.length);
+        memory.get(base + index, dst, dstIndex, length);
+        return this;
+    }
+
+    @Override
+    public ByteBuf getBytes(int index, ByteBuffer dst) {
+        int n = dst.remaining();
+        checkIndex(index, n);
+        dst.put(dst.position(), memory, base + index, n);
+        dst.position(dst.position() + n);
+        return this;
+    }
+
+    @Override
+    public ByteBuf getBytes(int index, OutputStream out, int length) throws IOException {
+        checkIndex(index, length);
+        // Stream copies go through a heap array: streams take nothing else. Not a per-packet path.
+        byte[] tmp = new byte[Math.min(length, STREAM_CHUNK)];
+        while (length > 0) {
+            int n = Math.min(length, tmp.length);
+            memory.get(base + index, tmp, 0, n);
+            out.write(tmp, 0, n);
+            index += n;
+            length -= n;
+        }
+        return this;
+    }
+
+    @Override
+    public int getBytes(int index, GatheringByteChannel out, int length) throws IOException {
+        checkIndex(index, length);
+        return out.write(internalNioBuffer(index, length));
+    }
+
+    @Override
+    public int getBytes(int index, FileChannel out, long position, int length) throws IOException {
+        checkIndex(index, length);
+        return out.write(internalNioBuffer(index, length), position);
+    }
+
+    // ------------------------------------------------------------------ bulk transfers in
+
+    @Override
+    public ByteBuf setBytes(int index, ByteBuf src, int srcIndex, int length) {
+        checkSrcIndex(index, length, srcIndex, src.capacity());
+        if (src instanceof PagePoolByteBuf) {
+            PagePoolByteBuf s = (PagePoolByteBuf) src;
+            memory.put(base + index, s.memory, s.base + srcIndex, length);
+        } else if (src.hasArray()) {
+            memory.put(base + index, src.array(), src.arrayOffset() + srcIndex, length);
+        } else if (src.nioBufferCount() > 0) {
+            for (ByteBuffer bb : src.nioBuffers(srcIndex, length)) {
+                int n = bb.remaining();
+                memory.put(base + index, bb, bb.position(), n);
+                index += n;
+            }
+        } else {
+            src.getBytes(srcIndex, this, index, length);
+        }
+        return this;
+    }
+
+    @Override
+    public ByteBuf setBytes(int index, byte[] src, int srcIndex, int length) {
+        checkSrcIndex(index, length, srcIndex, src.length);
+        memory.put(base + index, src, srcIndex, length);
+        return this;
+    }
+
+    @Override
+    public ByteBuf setBytes(int index, ByteBuffer src) {
+        int n = src.remaining();
+        checkIndex(index, n);
+        memory.put(base + index, src, src.position(), n);
+        src.position(src.position() + n);
+        return this;
+    }
+
+    @Override
+    public int setBytes(int index, InputStream in, int length) throws IOException {
+        checkIndex(index, length);
+        // One read, as Netty's own buffers do; the heap array is the only thing a stream takes.
+        byte[] tmp = new byte[length];
+        int read = in.read(tmp, 0, length);
+        if (read > 0) {
+            memory.put(base + index, tmp, 0, read);
+        }
+        return read;
+    }
+
+    @Override
+    public int setBytes(int index, ScatteringByteChannel in, int length) throws IOException {
+        checkIndex(index, length);
+        try {
+            return in.read(internalNioBuffer(index, length));
+        } catch (ClosedChannelException ignored) {
+            return -1;
+        }
+    }
+
+    @Override
+    public int setBytes(int index, FileChannel in, long position, int length) throws IOException {
+        checkIndex(index, length);
+        try {
+            return in.read(internalNioBuffer(index, length), position);
+        } catch (ClosedChannelException ignored) {
+            return -1;
+        }
+    }
+
+    @Override
+    public ByteBuf copy(int index, int length) {
+        checkIndex(index, length);
+        ByteBuf copy = alloc().directBuffer(length, maxCapacity());
+        return copy.writeBytes(this, index, length);
+    }
+
+    // ------------------------------------------------------------------ NIO views
+
+    @Override
+    public int nioBufferCount() {
+        return 1;
+    }
+
+    @Override
+    public ByteBuffer nioBuffer(int index, int length) {
+        checkIndex(index, length);
+        return memory.slice(base + index, length);
+    }
+
+    @Override
+    public ByteBuffer[] nioBuffers(int index, int length) {
+        return new ByteBuffer[] {nioBuffer(index, length)};
+    }
+
+    @Override
+    public ByteBuffer internalNioBuffer(int index, int length) {
+        checkIndex(index, length);
+        ByteBuffer tmp = tmpNioBuf;
+        if (tmpNioBufOf != memory) {
+            tmp = memory.duplicate();
+            tmpNioBuf = tmp;
+            tmpNioBufOf = memory;
+        }
+        tmp.clear();
+        tmp.position(base + index);
+        tmp.limit(base + index + length);
+        return tmp;
+    }
+
+    @Override
+    public String toString() {
+        if (refCnt() == 0) {
+            return "PagePoolByteBuf(freed)";
+        }
+        return "PagePoolByteBuf(" + kindName() + ", ridx: " + readerIndex() + ", widx: " + writerIndex() + ", cap: "
+                + length + "/" + maxCapacity() + ", backing: " + backingSize
+                + (kind == FRAG ? ", pfn " + PagePool.fragPfn(fragHandle) + " +" + PagePool.fragOffset(fragHandle)
+                        : kind == FALLBACK ? "" : ", pfn " + pfn) + ")";
+    }
+
+    private String kindName() {
+        switch (kind) {
+            case FRAG:
+                return "fragment";
+            case PAGE:
+                return "page";
+            case BLOCK:
+                return "order-" + order + " block";
+            default:
+                return "unpooled fallback";
+        }
+    }
+
+    /** pfn of the page or block holding the buffer, or {@link PageAllocator#NO_PAGE} for a fallback. For tests and metrics. */
+    int pfn() {
+        return kind == FRAG ? PagePool.fragPfn(fragHandle) : kind == FALLBACK ? PageAllocator.NO_PAGE : pfn;
+    }
+}

@@ -1,0 +1,550 @@
+package io.pagepool.netty;
+
+import io.netty.buffer.AbstractByteBufAllocator;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.ByteBufAllocatorMetricProvider;
+import io.netty.buffer.UnpooledByteBufAllocator;
+import io.netty.util.concurrent.FastThreadLocal;
+import io.pagepool.core.CpuCacheMode;
+import io.pagepool.core.EndedThreadReaper;
+import io.pagepool.core.PageAllocator;
+import io.pagepool.core.PagePool;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * A Netty {@link ByteBufAllocator} whose direct buffers come from a {@link PageAllocator} through
+ * one {@link PagePool} per thread: the kernel's page pool per NAPI context, with a Netty event loop
+ * as the context. Plug it in with one line:
+ *
+ * <pre>{@code
+ * bootstrap.option(ChannelOption.ALLOCATOR, PagePoolByteBufAllocator.DEFAULT)
+ *          .childOption(ChannelOption.ALLOCATOR, PagePoolByteBufAllocator.DEFAULT);
+ * }</pre>
+ *
+ * <h2>Direct buffers</h2>
+ * Each thread that allocates gets an arena ({@link PagePoolArena}) on first use, holding its own
+ * page pool. By requested capacity:
+ * <ul>
+ *   <li>up to {@code maxFragmentSize} (default half a page): a fragment of a pool page, in size
+ *       classes 64, 128, ... bytes;</li>
+ *   <li>up to a page: a whole pool page;</li>
+ *   <li>up to {@code pageSize << maxOrder} (4 MiB by default): a block from the page allocator,
+ *       orders 1-3 through its per-CPU caches;</li>
+ *   <li>larger, or when memory is exhausted: the {@link FallbackPolicy} (by default an unpooled
+ *       direct buffer, counted in {@link PagePoolByteBufAllocatorMetric#fallbackAllocations()}).</li>
+ * </ul>
+ * {@code capacity()} is the requested capacity; the size class's slack is available to
+ * {@code ensureWritable} without copying ({@code maxFastWritableBytes()}). Growth past it moves the
+ * bytes to memory of the right class.
+ *
+ * <p>A buffer released on the thread that allocated it recycles straight into that thread's caches;
+ * released on another thread, its memory goes back through the pool's recycle ring (or the page
+ * allocator's per-CPU cache of the releasing thread), never lost.
+ *
+ * <h2>Threads</h2>
+ * Event-loop threads (Netty's {@code FastThreadLocalThread}) close their arena when they end,
+ * returning every cached page. Other platform threads get an arena too; it is returned at most about
+ * a second after the thread ends ({@link EndedThreadReaper}). Virtual threads get no arena (there
+ * may be millions): their buffers take whole pages or blocks straight from the page allocator, and
+ * their buffer objects are not recycled.
+ *
+ * <h2>Heap buffers</h2>
+ * Delegated, by default to {@link UnpooledByteBufAllocator#DEFAULT}; such buffers report the
+ * delegate as their {@code alloc()}.
+ *
+ * <p>Thread safety: thread-safe. {@link #close()} must be called after the threads that allocate
+ * from it (event-loop groups included) have ended, or from the only remaining one.
+ */
+public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
+        implements ByteBufAllocatorMetricProvider, AutoCloseable, EndedThreadReaper.Target {
+
+    private static final int ARENA_SLOTS = 1024;
+
+    /**
+     * A shared instance for servers that need one allocator: a lazily reserved page allocator of
+     * {@code -Dio.pagepool.netty.capacity} bytes (default 256m; suffixes k, m, g) with the other
+     * settings at their defaults. Never closed.
+     */
+    public static final PagePoolByteBufAllocator DEFAULT = builder()
+            .capacity(parseBytes(System.getProperty("io.pagepool.netty.capacity", "256m")))
+            .build();
+
+    private final PageAllocator pages;
+    private final boolean ownsPages;
+    private final int pageSize;
+    private final int maxFragmentSize;
+    private final int fragmentCacheBytes;
+    private final int objectCacheSize;
+    private final int poolCacheSize;
+    private final int poolRefillBatch;
+    private final int poolRingSize;
+    private final FallbackPolicy fallbackPolicy;
+    private final ByteBufAllocator fallbackAllocator;
+    private final ByteBufAllocator heapDelegate;
+    private final PagePoolByteBufAllocatorMetric metric;
+
+    private final FastThreadLocal<PagePoolArena> arenas = new FastThreadLocal<PagePoolArena>() {
+        @Override
+        protected PagePoolArena initialValue() {
+            return newArena();
+        }
+
+        @Override
+        protected void onRemoval(PagePoolArena arena) {
+            if (arena != null) {
+                retire(arena);
+            }
+        }
+    };
+    /**
+     * Direct-mapped cache in front of {@link #arenas}: slot {@code threadId & ARENA_SLOTS - 1} holds
+     * the arena of the thread that claimed it first. A hit is one array load and one comparison with
+     * the arena's final {@code owner} field, so a racy read is safe: a stale or foreign entry fails
+     * the comparison and the lookup falls back to the {@link FastThreadLocal}, which on threads that
+     * are not {@code FastThreadLocalThread}s is a JDK {@code ThreadLocal} hash probe (about a third
+     * of an allocate/release pair's time in the JFR profile that motivated this table).
+     */
+    private final PagePoolArena[] arenaSlots = new PagePoolArena[ARENA_SLOTS];
+    /** Every open arena; guarded by itself. */
+    private final List<PagePoolArena> registry = new ArrayList<>();
+    private volatile boolean closed;
+
+    final LongAdder fallbackAllocations = new LongAdder();
+    final LongAdder fallbackBytes = new LongAdder();
+
+    private PagePoolByteBufAllocator(Builder b) {
+        super(true);
+        this.ownsPages = b.pageAllocator == null;
+        this.pages = ownsPages
+                ? PageAllocator.builder().capacity(b.capacity).pageSize(b.pageSize).maxOrder(b.maxOrder)
+                        .cpuCacheMode(b.cpuCacheMode).preTouch(b.preTouch).build()
+                : b.pageAllocator;
+        this.pageSize = pages.pageSize();
+        this.maxFragmentSize = b.maxFragmentSize > 0 ? b.maxFragmentSize : pageSize / 2;
+        this.fragmentCacheBytes = b.fragmentCacheBytes;
+        this.objectCacheSize = b.objectCacheSize;
+        this.poolCacheSize = b.poolCacheSize;
+        this.poolRefillBatch = b.poolRefillBatch;
+        this.poolRingSize = b.poolRingSize;
+        this.fallbackPolicy = b.fallbackPolicy;
+        this.fallbackAllocator = b.fallbackAllocator;
+        this.heapDelegate = b.heapDelegate;
+        this.metric = new PagePoolByteBufAllocatorMetric(this);
+        EndedThreadReaper.watch(this);
+    }
+
+    /** Starts a builder; see {@link Builder} for the settings and their defaults. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    // ------------------------------------------------------------------ ByteBufAllocator
+
+    @Override
+    protected ByteBuf newDirectBuffer(int initialCapacity, int maxCapacity) {
+        if (closed) {
+            throw new IllegalStateException(this + " is closed");
+        }
+        PagePoolArena arena = currentArena();
+        PagePoolByteBuf buf;
+        if (arena != null) {
+            buf = arena.newBuffer(initialCapacity, maxCapacity);
+        } else {
+            buf = new PagePoolByteBuf(this, null);
+            buf.reuse(maxCapacity);
+            bindWithoutArena(buf, initialCapacity);
+        }
+        return toLeakAwareBuffer(buf);
+    }
+
+    @Override
+    protected ByteBuf newHeapBuffer(int initialCapacity, int maxCapacity) {
+        return heapDelegate.heapBuffer(initialCapacity, maxCapacity);
+    }
+
+    @Override
+    public boolean isDirectBufferPooled() {
+        return true;
+    }
+
+    @Override
+    public PagePoolByteBufAllocatorMetric metric() {
+        return metric;
+    }
+
+    // ------------------------------------------------------------------ arenas
+
+    /** The calling thread's arena, created on first use; null for virtual threads or once closed. */
+    @SuppressWarnings("deprecation") // Thread.getId(): threadId() is JDK 19+, the library targets 17
+    private PagePoolArena currentArena() {
+        Thread thread = Thread.currentThread();
+        PagePoolArena arena = arenaSlots[(int) thread.getId() & (ARENA_SLOTS - 1)];
+        if (arena != null && arena.owner == thread) {
+            return arena;
+        }
+        return arenas.get();
+    }
+
+    private PagePoolArena newArena() {
+        Thread thread = Thread.currentThread();
+        if (closed || EndedThreadReaper.isVirtual(thread)) {
+            return null;
+        }
+        PagePool pool = PagePool.builder(pages).owner(thread).cacheSize(poolCacheSize).refillBatch(poolRefillBatch)
+                .ringSize(poolRingSize).build();
+        PagePoolArena arena = new PagePoolArena(this, thread, pool, maxFragmentSize, fragmentCacheBytes, objectCacheSize);
+        synchronized (registry) {
+            reapEndedLocked();
+            registry.add(arena);
+            int slot = slotOf(thread);
+            if (arenaSlots[slot] == null) {
+                arenaSlots[slot] = arena;
+            }
+        }
+        return arena;
+    }
+
+    @SuppressWarnings("deprecation")
+    private static int slotOf(Thread thread) {
+        return (int) thread.getId() & (ARENA_SLOTS - 1);
+    }
+
+    /** Forgets an arena that is closing; caller holds the registry lock. */
+    private void unregisterLocked(PagePoolArena arena) {
+        registry.remove(arena);
+        forgetSlotLocked(arena);
+    }
+
+    private void forgetSlotLocked(PagePoolArena arena) {
+        int slot = slotOf(arena.owner);
+        if (arenaSlots[slot] == arena) {
+            arenaSlots[slot] = null;
+        }
+    }
+
+    /** The owner thread is ending (Netty calls this for event loops) or dropped the arena. */
+    private void retire(PagePoolArena arena) {
+        synchronized (registry) {
+            unregisterLocked(arena);
+        }
+        arena.close();
+    }
+
+    @Override
+    public boolean reapEndedThreads() {
+        synchronized (registry) {
+            if (closed) {
+                return false;
+            }
+            reapEndedLocked();
+            return true;
+        }
+    }
+
+    private void reapEndedLocked() {
+        Iterator<PagePoolArena> it = registry.iterator();
+        while (it.hasNext()) {
+            PagePoolArena arena = it.next();
+            if (!arena.owner.isAlive()) {
+                arena.close();
+                it.remove();
+                forgetSlotLocked(arena);
+            }
+        }
+    }
+
+    List<PagePoolArena> arenasSnapshot() {
+        synchronized (registry) {
+            return new ArrayList<>(registry);
+        }
+    }
+
+    // ------------------------------------------------------------------ memory binding (any thread)
+
+    /** Binds new memory to {@code buf} from the calling thread's arena: used when a buffer grows. */
+    void bindNewMemory(PagePoolByteBuf buf, int capacity) {
+        PagePoolArena arena = closed ? null : currentArena();
+        if (arena != null) {
+            arena.bind(buf, capacity);
+        } else {
+            bindWithoutArena(buf, capacity);
+        }
+    }
+
+    private void bindWithoutArena(PagePoolByteBuf buf, int capacity) {
+        if (!bindBlock(buf, Math.max(capacity, 1))) {
+            bindFallback(buf, capacity);
+        }
+    }
+
+    /** Binds a block of the smallest order that holds {@code capacity}; false if too large or exhausted. */
+    boolean bindBlock(PagePoolByteBuf buf, int capacity) {
+        int pagesNeeded = (int) (((long) capacity + pageSize - 1) / pageSize);
+        int order = pagesNeeded <= 1 ? 0 : 32 - Integer.numberOfLeadingZeros(pagesNeeded - 1);
+        if (order > pages.maxOrder() || pages.isClosed()) {
+            return false;
+        }
+        int pfn = pages.allocPages(order);
+        if (pfn == PageAllocator.NO_PAGE) {
+            return false;
+        }
+        long address = pages.address(pfn);
+        buf.bindBlock(pfn, order, pages.regionBuffer(pfn), pages.regionOffset(pfn), address, capacity,
+                pageSize << order);
+        return true;
+    }
+
+    /** The pool could not serve {@code capacity}: apply the fallback policy. */
+    void bindFallback(PagePoolByteBuf buf, int capacity) {
+        if (fallbackPolicy == FallbackPolicy.FAIL) {
+            throw new PagePoolOutOfMemoryError("cannot allocate a direct buffer of " + capacity + " bytes from " + this
+                    + (capacity > (pageSize << pages.maxOrder())
+                            ? ": larger than the largest block (" + (pageSize << pages.maxOrder()) + " bytes)"
+                            : ": the page allocator is exhausted (" + pages.stats().freePages() + " pages free)"));
+        }
+        ByteBuf fallback = fallbackAllocator.directBuffer(capacity, capacity);
+        fallbackAllocations.increment();
+        fallbackBytes.add(fallback.capacity());
+        buf.bindFallback(fallback, capacity);
+    }
+
+    void fallbackReleased(int bytes) {
+        fallbackBytes.add(-bytes);
+    }
+
+    // ------------------------------------------------------------------ accessors and lifecycle
+
+    /** The page allocator behind every pool of this allocator. */
+    public PageAllocator pageAllocator() {
+        return pages;
+    }
+
+    ByteBufAllocator heapDelegate() {
+        return heapDelegate;
+    }
+
+    public FallbackPolicy fallbackPolicy() {
+        return fallbackPolicy;
+    }
+
+    public int maxFragmentSize() {
+        return maxFragmentSize;
+    }
+
+    /**
+     * Closes every arena (returning pooled and cached pages to the page allocator) and, if this
+     * allocator built its page allocator, closes that too. Buffers still out keep working and return
+     * their memory when released, but the page allocator then refuses to close: the
+     * {@link IllegalStateException} names the first page still allocated. Call it after the threads
+     * that use the allocator have ended; the arenas of threads still alive (other than the caller)
+     * make it throw {@link IllegalStateException} naming them, and nothing is closed. Not for
+     * {@link #DEFAULT}.
+     */
+    @Override
+    public void close() {
+        if (this == DEFAULT) {
+            throw new UnsupportedOperationException("PagePoolByteBufAllocator.DEFAULT cannot be closed");
+        }
+        synchronized (registry) {
+            if (closed) {
+                return;
+            }
+            List<String> alive = new ArrayList<>();
+            for (PagePoolArena arena : registry) {
+                if (arena.owner != Thread.currentThread() && arena.owner.isAlive()) {
+                    alive.add(arena.owner.getName());
+                }
+            }
+            if (!alive.isEmpty()) {
+                throw new IllegalStateException("close(): threads " + alive + " still own arenas of " + this
+                        + "; shut down their event loops (or let them end) first");
+            }
+            closed = true;
+            for (PagePoolArena arena : registry) {
+                arena.close();
+            }
+            registry.clear();
+            Arrays.fill(arenaSlots, null);
+        }
+        arenas.remove();
+        if (ownsPages) {
+            pages.close();
+        }
+    }
+
+    public boolean isClosed() {
+        return closed;
+    }
+
+    @Override
+    public String toString() {
+        return "PagePoolByteBufAllocator[" + pages + ", fallback " + fallbackPolicy + "]";
+    }
+
+    static long parseBytes(String text) {
+        String t = text.trim().toLowerCase(Locale.ROOT);
+        long unit = 1;
+        char last = t.isEmpty() ? ' ' : t.charAt(t.length() - 1);
+        if (last == 'k' || last == 'm' || last == 'g') {
+            unit = last == 'k' ? 1L << 10 : last == 'm' ? 1L << 20 : 1L << 30;
+            t = t.substring(0, t.length() - 1);
+        }
+        try {
+            return Long.parseLong(t.trim()) * unit;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("not a byte count: \"" + text + "\" (use e.g. 268435456, 256m or 1g)", e);
+        }
+    }
+
+    // ------------------------------------------------------------------ builder
+
+    /** Configures a {@link PagePoolByteBufAllocator}. Not thread-safe. */
+    public static final class Builder {
+        private PageAllocator pageAllocator;
+        private long capacity = PageAllocator.DEFAULT_CAPACITY;
+        private int pageSize = PageAllocator.DEFAULT_PAGE_SIZE;
+        private int maxOrder = PageAllocator.DEFAULT_MAX_ORDER;
+        private CpuCacheMode cpuCacheMode = CpuCacheMode.PER_THREAD;
+        private boolean preTouch;
+        private int maxFragmentSize = -1;
+        private int fragmentCacheBytes = 64 << 10;
+        private int objectCacheSize = 1024;
+        private int poolCacheSize = PagePool.DEFAULT_CACHE_SIZE;
+        private int poolRefillBatch = PagePool.DEFAULT_REFILL_BATCH;
+        private int poolRingSize = PagePool.DEFAULT_RING_SIZE;
+        private FallbackPolicy fallbackPolicy = FallbackPolicy.UNPOOLED;
+        private ByteBufAllocator fallbackAllocator = UnpooledByteBufAllocator.DEFAULT;
+        private ByteBufAllocator heapDelegate = UnpooledByteBufAllocator.DEFAULT;
+
+        private Builder() {
+        }
+
+        /**
+         * Use an existing page allocator (which the caller closes) instead of building one from
+         * {@link #capacity}, {@link #pageSize}, {@link #maxOrder}, {@link #cpuCacheMode} and {@link #preTouch}.
+         */
+        public Builder pageAllocator(PageAllocator allocator) {
+            this.pageAllocator = Objects.requireNonNull(allocator, "allocator");
+            return this;
+        }
+
+        /** Off-heap bytes the page allocator manages, reserved lazily. Default 64 MiB. */
+        public Builder capacity(long bytes) {
+            this.capacity = bytes;
+            return this;
+        }
+
+        /** Page size: a power of two, at least 4096. Default 4096. */
+        public Builder pageSize(int bytes) {
+            this.pageSize = bytes;
+            return this;
+        }
+
+        /** Largest block order; buffers above {@code pageSize << maxOrder} take the fallback. Default 10. */
+        public Builder maxOrder(int maxOrder) {
+            this.maxOrder = maxOrder;
+            return this;
+        }
+
+        /** The page allocator's per-CPU cache strategy. Default {@link CpuCacheMode#PER_THREAD}. */
+        public Builder cpuCacheMode(CpuCacheMode mode) {
+            this.cpuCacheMode = Objects.requireNonNull(mode, "mode");
+            return this;
+        }
+
+        /** Reserve all memory up front. Default false. */
+        public Builder preTouch(boolean preTouch) {
+            this.preTouch = preTouch;
+            return this;
+        }
+
+        /**
+         * Largest buffer served from page fragments: a power of two from 64 to half a page. Default:
+         * half a page (2048 for 4 KiB pages).
+         */
+        public Builder maxFragmentSize(int bytes) {
+            this.maxFragmentSize = bytes;
+            return this;
+        }
+
+        /** Bytes of released fragments each arena keeps per size class for reuse. Default 64 KiB. */
+        public Builder fragmentCacheBytes(int bytes) {
+            this.fragmentCacheBytes = bytes;
+            return this;
+        }
+
+        /** Buffer objects each arena keeps for reuse. Default 1024. */
+        public Builder objectCacheSize(int objects) {
+            this.objectCacheSize = objects;
+            return this;
+        }
+
+        /** Each arena's page pool cache size. Default 128. */
+        public Builder poolCacheSize(int pages) {
+            this.poolCacheSize = pages;
+            return this;
+        }
+
+        /** Each arena's page pool refill batch. Default 64. */
+        public Builder poolRefillBatch(int pages) {
+            this.poolRefillBatch = pages;
+            return this;
+        }
+
+        /** Each arena's page pool recycle ring size. Default 1024. */
+        public Builder poolRingSize(int pages) {
+            this.poolRingSize = pages;
+            return this;
+        }
+
+        /** What to do when the pools cannot serve a request. Default {@link FallbackPolicy#UNPOOLED}. */
+        public Builder fallbackPolicy(FallbackPolicy policy) {
+            this.fallbackPolicy = Objects.requireNonNull(policy, "policy");
+            return this;
+        }
+
+        /** Allocator of fallback direct buffers. Default {@link UnpooledByteBufAllocator#DEFAULT}. */
+        public Builder fallbackAllocator(ByteBufAllocator allocator) {
+            this.fallbackAllocator = Objects.requireNonNull(allocator, "allocator");
+            return this;
+        }
+
+        /** Allocator of heap buffers. Default {@link UnpooledByteBufAllocator#DEFAULT}. */
+        public Builder heapDelegate(ByteBufAllocator allocator) {
+            this.heapDelegate = Objects.requireNonNull(allocator, "allocator");
+            return this;
+        }
+
+        /**
+         * Builds the allocator.
+         *
+         * @throws IllegalArgumentException if a setting is out of range (the message says which)
+         */
+        public PagePoolByteBufAllocator build() {
+            int page = pageAllocator != null ? pageAllocator.pageSize() : pageSize;
+            if (maxFragmentSize != -1 && (maxFragmentSize < PagePoolArena.MIN_FRAG_SIZE
+                    || Integer.bitCount(maxFragmentSize) != 1 || maxFragmentSize > page / 2)) {
+                throw new IllegalArgumentException("maxFragmentSize " + maxFragmentSize
+                        + " must be a power of two between 64 and half a page (" + page / 2 + ")");
+            }
+            if (fragmentCacheBytes < 0) {
+                throw new IllegalArgumentException("fragmentCacheBytes " + fragmentCacheBytes + " must be >= 0");
+            }
+            if (objectCacheSize < 0) {
+                throw new IllegalArgumentException("objectCacheSize " + objectCacheSize + " must be >= 0");
+            }
+            if (poolCacheSize < 1 || poolRefillBatch < 1 || poolRefillBatch > poolCacheSize || poolRingSize < 2) {
+                throw new IllegalArgumentException("pool sizes must satisfy 1 <= poolRefillBatch (" + poolRefillBatch
+                        + ") <= poolCacheSize (" + poolCacheSize + ") and poolRingSize (" + poolRingSize + ") >= 2");
+            }
+            return new PagePoolByteBufAllocator(this);
+        }
+    }
+}

@@ -1,0 +1,146 @@
+package io.pagepool.netty;
+
+import io.netty.buffer.ByteBufAllocatorMetric;
+import io.netty.buffer.ByteBufAllocatorMetricProvider;
+import io.pagepool.core.PageAllocatorStats;
+import io.pagepool.core.PagePoolStats;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * Metrics of a {@link PagePoolByteBufAllocator}: Netty's {@link ByteBufAllocatorMetric} plus the
+ * page allocator's statistics, the fallback count, and each arena's page-pool counters.
+ *
+ * <p>Figures that belong to running threads are read without synchronization and may be a few
+ * operations stale; they are exact once those threads are quiescent. Thread safety: thread-safe.
+ */
+public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMetric {
+
+    private final PagePoolByteBufAllocator allocator;
+
+    PagePoolByteBufAllocatorMetric(PagePoolByteBufAllocator allocator) {
+        this.allocator = allocator;
+    }
+
+    /**
+     * Bytes of direct memory in use: pages the page allocator has handed out (to buffers, to pool
+     * caches and rings, to per-CPU caches' owners) plus live fallback buffers.
+     */
+    @Override
+    public long usedDirectMemory() {
+        PageAllocatorStats s = allocator.pageAllocator().stats();
+        return s.allocatedPages() * allocator.pageAllocator().pageSize() + allocator.fallbackBytes.sum();
+    }
+
+    /** The heap delegate's figure if it reports one, else -1. */
+    @Override
+    public long usedHeapMemory() {
+        return allocator.heapDelegate() instanceof ByteBufAllocatorMetricProvider
+                ? ((ByteBufAllocatorMetricProvider) allocator.heapDelegate()).metric().usedHeapMemory()
+                : -1;
+    }
+
+    /** Direct buffers served by the fallback allocator since the allocator was built. */
+    public long fallbackAllocations() {
+        return allocator.fallbackAllocations.sum();
+    }
+
+    /** Bytes held by fallback buffers not yet released. */
+    public long fallbackBytes() {
+        return allocator.fallbackBytes.sum();
+    }
+
+    /** The page allocator's own statistics. */
+    public PageAllocatorStats pageAllocatorStats() {
+        return allocator.pageAllocator().stats();
+    }
+
+    /** One entry per open arena (per thread that allocated). */
+    public List<ArenaMetric> arenas() {
+        List<ArenaMetric> out = new ArrayList<>();
+        for (PagePoolArena arena : allocator.arenasSnapshot()) {
+            out.add(new ArenaMetric(arena));
+        }
+        return Collections.unmodifiableList(out);
+    }
+
+    /** Pages handed out by all arenas' pools and not yet returned. */
+    public long inflightPages() {
+        long sum = 0;
+        for (ArenaMetric a : arenas()) {
+            sum += a.poolStats().inflight();
+        }
+        return sum;
+    }
+
+    /** Free pages parked in arenas' pool caches and rings, ready for reuse. */
+    public long pagesParkedInPools() {
+        long sum = 0;
+        for (ArenaMetric a : arenas()) {
+            sum += a.poolStats().cachedPages() + a.poolStats().ringPages();
+        }
+        return sum;
+    }
+
+    @Override
+    public String toString() {
+        return "PagePoolByteBufAllocatorMetric{usedDirectMemory=" + usedDirectMemory() + ", fallbackAllocations="
+                + fallbackAllocations() + ", arenas=" + arenas() + "}";
+    }
+
+    /** A snapshot of one arena: its owner thread and its page pool's counters. Immutable. */
+    public static final class ArenaMetric {
+        private final String threadName;
+        private final PagePoolStats poolStats;
+        private final int cachedFragments;
+        private final int pooledObjects;
+        private final long buffersAllocated;
+        private final long fragmentCacheHits;
+
+        ArenaMetric(PagePoolArena arena) {
+            this.threadName = arena.owner.getName();
+            this.poolStats = arena.pool.stats();
+            this.cachedFragments = arena.cachedFragments();
+            this.pooledObjects = arena.pooledObjects();
+            this.buffersAllocated = arena.buffersAllocated;
+            this.fragmentCacheHits = arena.fragCacheHits;
+        }
+
+        /** Name of the thread that owns the arena (an event loop, typically). */
+        public String threadName() {
+            return threadName;
+        }
+
+        /** The arena's page pool counters, kernel-named; {@code inflight()} is its pages in use. */
+        public PagePoolStats poolStats() {
+            return poolStats;
+        }
+
+        /** Released fragments kept for reuse, per the fragment cache. */
+        public int cachedFragments() {
+            return cachedFragments;
+        }
+
+        /** Buffer objects kept for reuse. */
+        public int pooledObjects() {
+            return pooledObjects;
+        }
+
+        /** Direct buffers this arena has handed out. */
+        public long buffersAllocated() {
+            return buffersAllocated;
+        }
+
+        /** Fragment buffers served from the fragment cache rather than the pool. */
+        public long fragmentCacheHits() {
+            return fragmentCacheHits;
+        }
+
+        @Override
+        public String toString() {
+            return "Arena{" + threadName + ", buffers=" + buffersAllocated + ", fragCacheHits=" + fragmentCacheHits
+                    + ", cachedFragments=" + cachedFragments + ", pooledObjects=" + pooledObjects + ", " + poolStats + "}";
+        }
+    }
+}
