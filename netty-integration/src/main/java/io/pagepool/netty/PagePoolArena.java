@@ -2,6 +2,7 @@ package io.pagepool.netty;
 
 import io.pagepool.core.PageAllocator;
 import io.pagepool.core.PagePool;
+import io.pagepool.core.ThreadOwnedSlots;
 import java.nio.ByteBuffer;
 import org.jctools.queues.atomic.MpscAtomicArrayQueue;
 
@@ -40,7 +41,7 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * {@link #releaseFrag}, {@link #releasePage} and {@link #recycleObject} from any thread;
  * {@link #close()} on the owner thread or after it ended.
  */
-final class PagePoolArena {
+final class PagePoolArena implements ThreadOwnedSlots.Owned {
 
     static final int MIN_FRAG_SIZE = 64;
     private static final int MIN_FRAG_SHIFT = 6;
@@ -86,6 +87,11 @@ final class PagePoolArena {
         }
         this.objects = new PagePoolByteBuf[objectCacheSize];
         this.returnedObjects = new MpscAtomicArrayQueue<>(Math.max(2, objectCacheSize));
+    }
+
+    @Override
+    public Thread owner() {
+        return owner;
     }
 
     /** Size class of a fragment request: 0 for up to 64 bytes, 1 for up to 128, ... */

@@ -10,8 +10,8 @@ import io.pagepool.core.CpuCacheMode;
 import io.pagepool.core.EndedThreadReaper;
 import io.pagepool.core.PageAllocator;
 import io.pagepool.core.PagePool;
+import io.pagepool.core.ThreadOwnedSlots;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
@@ -103,15 +103,8 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             }
         }
     };
-    /**
-     * Direct-mapped cache in front of {@link #arenas}: slot {@code threadId & ARENA_SLOTS - 1} holds
-     * the arena of the thread that claimed it first. A hit is one array load and one comparison with
-     * the arena's final {@code owner} field, so a racy read is safe: a stale or foreign entry fails
-     * the comparison and the lookup falls back to the {@link FastThreadLocal}, which on threads that
-     * are not {@code FastThreadLocalThread}s is a JDK {@code ThreadLocal} hash probe (about a third
-     * of an allocate/release pair's time in the JFR profile that motivated this table).
-     */
-    private final PagePoolArena[] arenaSlots = new PagePoolArena[ARENA_SLOTS];
+    /** Checked before {@link #arenas}: a hit avoids the thread-local lookup on threads that are not event loops. */
+    private final ThreadOwnedSlots<PagePoolArena> arenaSlots = new ThreadOwnedSlots<>(ARENA_SLOTS);
     /** Every open arena; guarded by itself. */
     private final List<PagePoolArena> registry = new ArrayList<>();
     private volatile boolean closed;
@@ -182,14 +175,9 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
     // ------------------------------------------------------------------ arenas
 
     /** The calling thread's arena, created on first use; null for virtual threads or once closed. */
-    @SuppressWarnings("deprecation") // Thread.getId(): threadId() is JDK 19+, the library targets 17
     private PagePoolArena currentArena() {
-        Thread thread = Thread.currentThread();
-        PagePoolArena arena = arenaSlots[(int) thread.getId() & (ARENA_SLOTS - 1)];
-        if (arena != null && arena.owner == thread) {
-            return arena;
-        }
-        return arenas.get();
+        PagePoolArena arena = arenaSlots.get();
+        return arena != null ? arena : arenas.get();
     }
 
     private PagePoolArena newArena() {
@@ -203,36 +191,16 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         synchronized (registry) {
             reapEndedLocked();
             registry.add(arena);
-            int slot = slotOf(thread);
-            if (arenaSlots[slot] == null) {
-                arenaSlots[slot] = arena;
-            }
+            arenaSlots.claim(arena);
         }
         return arena;
-    }
-
-    @SuppressWarnings("deprecation")
-    private static int slotOf(Thread thread) {
-        return (int) thread.getId() & (ARENA_SLOTS - 1);
-    }
-
-    /** Forgets an arena that is closing; caller holds the registry lock. */
-    private void unregisterLocked(PagePoolArena arena) {
-        registry.remove(arena);
-        forgetSlotLocked(arena);
-    }
-
-    private void forgetSlotLocked(PagePoolArena arena) {
-        int slot = slotOf(arena.owner);
-        if (arenaSlots[slot] == arena) {
-            arenaSlots[slot] = null;
-        }
     }
 
     /** The owner thread is ending (Netty calls this for event loops) or dropped the arena. */
     private void retire(PagePoolArena arena) {
         synchronized (registry) {
-            unregisterLocked(arena);
+            registry.remove(arena);
+            arenaSlots.release(arena);
         }
         arena.close();
     }
@@ -255,7 +223,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             if (!arena.owner.isAlive()) {
                 arena.close();
                 it.remove();
-                forgetSlotLocked(arena);
+                arenaSlots.release(arena);
             }
         }
     }
@@ -371,7 +339,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
                 arena.close();
             }
             registry.clear();
-            Arrays.fill(arenaSlots, null);
+            arenaSlots.clear();
         }
         arenas.remove();
         if (ownsPages) {

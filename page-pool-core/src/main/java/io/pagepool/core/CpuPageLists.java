@@ -34,12 +34,14 @@ package io.pagepool.core;
  * after the owner ended, by the reaper); a magazine only under its lock. Methods that touch the
  * zone take the zone lock themselves; callers must not hold it.
  */
-class CpuPageLists {
+class CpuPageLists implements ThreadOwnedSlots.Owned {
 
     /** Highest order kept on per-CPU lists, as the kernel's PAGE_ALLOC_COSTLY_ORDER. */
     static final int TOP_ORDER = 3;
 
     final BuddyZone zone;
+    /** The thread that owns a per-thread set; null for a magazine. */
+    private final Thread owner;
     final int high;
     final int batch;
     final int topOrder;
@@ -50,8 +52,9 @@ class CpuPageLists {
     int count;
     final AllocCounters counters = new AllocCounters();
 
-    CpuPageLists(BuddyZone zone, int high, int batch) {
+    CpuPageLists(BuddyZone zone, Thread owner, int high, int batch) {
         this.zone = zone;
+        this.owner = owner;
         this.high = high;
         this.batch = batch;
         this.topOrder = Math.min(TOP_ORDER, zone.maxOrder);
@@ -62,6 +65,11 @@ class CpuPageLists {
             // Worst case for one list: count just above high, then a refill of batch pages.
             lists[o] = new int[((high + batch) >> o) + 2];
         }
+    }
+
+    @Override
+    public final Thread owner() {
+        return owner;
     }
 
     /** Blocks moved per refill for this order. */

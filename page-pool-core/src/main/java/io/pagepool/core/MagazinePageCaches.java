@@ -168,7 +168,7 @@ final class MagazinePageCaches implements CpuPageCache {
         long p00, p01, p02, p03, p04, p05, p06, p07;
 
         MagazinePad(BuddyZone zone, int high, int batch) {
-            super(zone, high, batch);
+            super(zone, null, high, batch);
         }
     }
 

@@ -31,23 +31,17 @@ import java.util.Iterator;
  */
 final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Target {
 
+    private static final int SLOTS = 1024;
+
     private final BuddyZone zone;
     private final int high;
     private final int batch;
     private final ThreadLocal<CpuPageLists> local = ThreadLocal.withInitial(this::register);
-    /** Guarded by itself. */
-    private final ArrayList<OwnedSet> registry = new ArrayList<>();
+    /** Checked before {@link #local}: a hit avoids the ThreadLocal hash probe. */
+    private final ThreadOwnedSlots<CpuPageLists> slots = new ThreadOwnedSlots<>(SLOTS);
+    /** Every live thread's set; guarded by itself. */
+    private final ArrayList<CpuPageLists> registry = new ArrayList<>();
     private boolean closed;
-
-    private static final class OwnedSet {
-        final Thread owner;
-        final CpuPageLists set;
-
-        OwnedSet(Thread owner, CpuPageLists set) {
-            this.owner = owner;
-            this.set = set;
-        }
-    }
 
     PerThreadPageCaches(BuddyZone zone, int high, int batch) {
         this.zone = zone;
@@ -61,23 +55,30 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
         if (EndedThreadReaper.isVirtual(thread)) {
             return null;
         }
-        CpuPageLists set = new CpuPageLists(zone, high, batch);
+        CpuPageLists set = new CpuPageLists(zone, thread, high, batch);
         synchronized (registry) {
             reapEndedLocked();
-            registry.add(new OwnedSet(thread, set));
+            registry.add(set);
+            slots.claim(set);
         }
         return set;
     }
 
+    /** The calling thread's set: from the slot table, else the thread-local (creating it); null for a virtual thread. */
+    private CpuPageLists current() {
+        CpuPageLists set = slots.get();
+        return set != null ? set : local.get();
+    }
+
     @Override
     public int alloc(int order) {
-        CpuPageLists set = local.get();
+        CpuPageLists set = current();
         return set != null ? set.alloc(order) : zone.lockedAlloc(order);
     }
 
     @Override
     public void free(int pfn, int order) {
-        CpuPageLists set = local.get();
+        CpuPageLists set = current();
         if (set != null) {
             set.free(pfn, order);
         } else {
@@ -87,13 +88,13 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
 
     @Override
     public int allocBulk(int[] pages, int nrPages) {
-        CpuPageLists set = local.get();
+        CpuPageLists set = current();
         return set != null ? set.allocBulk(pages, nrPages) : zone.lockedAllocBulk(pages, nrPages);
     }
 
     @Override
     public void freeBulk(int[] pfns, int n) {
-        CpuPageLists set = local.get();
+        CpuPageLists set = current();
         if (set != null) {
             set.freeBulk(pfns, n);
         } else {
@@ -104,7 +105,7 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
     /** Drains the calling thread's set and reaps the sets of threads that have ended. */
     @Override
     public void drainReachable() {
-        CpuPageLists set = local.get();
+        CpuPageLists set = current();
         if (set != null) {
             set.drainAll();
         }
@@ -132,11 +133,10 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
     }
 
     private void reapEndedLocked() {
-        Iterator<OwnedSet> it = registry.iterator();
+        Iterator<CpuPageLists> it = registry.iterator();
         while (it.hasNext()) {
-            OwnedSet owned = it.next();
-            if (!owned.owner.isAlive()) {
-                CpuPageLists set = owned.set;
+            CpuPageLists set = it.next();
+            if (!set.owner().isAlive()) {
                 zone.lock();
                 try {
                     set.drainAllLocked();
@@ -147,6 +147,7 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
                     zone.unlock();
                 }
                 it.remove();
+                slots.release(set);
             }
         }
     }
@@ -155,8 +156,8 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
     public long cachedPages() {
         long sum = 0;
         synchronized (registry) {
-            for (OwnedSet owned : registry) {
-                sum += owned.set.count;
+            for (CpuPageLists set : registry) {
+                sum += set.count;
             }
         }
         return sum;
@@ -172,8 +173,8 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
     @Override
     public void sumCounters(AllocCounters sum) {
         synchronized (registry) {
-            for (OwnedSet owned : registry) {
-                owned.set.counters.addTo(sum);
+            for (CpuPageLists set : registry) {
+                set.counters.addTo(sum);
             }
         }
     }
@@ -181,8 +182,8 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
     @Override
     public void forEachCachedBlock(CpuPageLists.BlockVisitor visitor) {
         synchronized (registry) {
-            for (OwnedSet owned : registry) {
-                owned.set.forEachBlock(visitor);
+            for (CpuPageLists set : registry) {
+                set.forEachBlock(visitor);
             }
         }
     }
@@ -192,6 +193,7 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
         synchronized (registry) {
             closed = true;
             registry.clear();
+            slots.clear();
         }
         local.remove();
     }

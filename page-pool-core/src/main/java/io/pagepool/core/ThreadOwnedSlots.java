@@ -1,0 +1,77 @@
+package io.pagepool.core;
+
+/**
+ * A direct-mapped cache from the calling thread to its per-thread object, checked in front of a
+ * {@link ThreadLocal}: slot {@code threadId & (size - 1)} holds the object of the first thread that
+ * claimed it. A hit costs one array load and one comparison with the object's owner; a miss (no
+ * object yet, or the slot taken by another thread) returns null and the caller falls back to its
+ * thread-local.
+ *
+ * <p>Why: a JDK {@code ThreadLocal} lookup is a hash probe through the thread's map, measured at
+ * about 5 ns on this project's 2-core EPYC VM, which is half of a per-thread page cache's
+ * allocate/free pair and a third of a Netty buffer's allocate/release pair.
+ *
+ * <p>Racy reads are safe because the comparison is against {@link Owned#owner()}, which must return
+ * a final field: a stale or foreign entry never matches the calling thread, and an entry that does
+ * match was created by the calling thread itself.
+ *
+ * <p>Thread safety: {@link #get()} is lock-free and may be called from any thread; {@link #claim},
+ * {@link #release} and {@link #clear} synchronize on the table.
+ *
+ * @param <T> the per-thread object type
+ */
+public final class ThreadOwnedSlots<T extends ThreadOwnedSlots.Owned> {
+
+    /** A per-thread object that knows its thread. */
+    public interface Owned {
+        /** The owning thread; must be a final field, so that racy reads of the table are safe. */
+        Thread owner();
+    }
+
+    private final Owned[] slots;
+    private final int mask;
+
+    /** A table of {@code size} slots, a power of two. */
+    public ThreadOwnedSlots(int size) {
+        if (size < 1 || Integer.bitCount(size) != 1) {
+            throw new IllegalArgumentException("size " + size + " must be a positive power of two");
+        }
+        this.slots = new Owned[size];
+        this.mask = size - 1;
+    }
+
+    @SuppressWarnings("deprecation") // Thread.getId(): threadId() is JDK 19+, the library targets 17
+    private int index(Thread thread) {
+        return (int) thread.getId() & mask;
+    }
+
+    /** The calling thread's object, or null when it has none in the table. */
+    @SuppressWarnings("unchecked")
+    public T get() {
+        Thread thread = Thread.currentThread();
+        Owned o = slots[index(thread)];
+        return o != null && o.owner() == thread ? (T) o : null;
+    }
+
+    /** Puts {@code value} in its owner's slot unless a live thread's object is there. */
+    public synchronized void claim(T value) {
+        int i = index(value.owner());
+        Owned current = slots[i];
+        if (current == null || !current.owner().isAlive()) {
+            slots[i] = value;
+        }
+    }
+
+    /** Clears {@code value}'s slot if it holds {@code value}. */
+    public synchronized void release(T value) {
+        int i = index(value.owner());
+        if (slots[i] == value) {
+            slots[i] = null;
+        }
+    }
+
+    /** Clears every slot. */
+    public synchronized void clear() {
+        java.util.Arrays.fill(slots, null);
+    }
+}
