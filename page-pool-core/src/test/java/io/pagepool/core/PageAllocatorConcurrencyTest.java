@@ -370,9 +370,8 @@ class PageAllocatorConcurrencyTest {
                 t.join(JOIN_MILLIS);
                 assertFalse(t.isAlive(), t.getName() + " did not stop after the deadline");
             }
+            assertNoPageHeldTwice(run.owners, run.errors);
             rethrowFirst(run.errors);
-            assertTrue(run.owners.violations.isEmpty(), () -> "pages held by two owners at once: "
-                    + String.join("; ", run.owners.violations));
 
             for (Block b; (b = run.handoff.poll()) != null; ) {
                 run.owners.free(b);
@@ -571,6 +570,18 @@ class PageAllocatorConcurrencyTest {
         } finally {
             virtualThreads.shutdownNow();
         }
+    }
+
+    /** Fails, with any worker errors attached, if some pfn was held by two owners at once. */
+    private static void assertNoPageHeldTwice(Owners owners, Queue<Throwable> errors) {
+        if (owners.violations.isEmpty()) {
+            return;
+        }
+        StringBuilder b = new StringBuilder("pages held by two owners at once (" + owners.violations.size() + "): ");
+        owners.violations.stream().limit(10).forEach(v -> b.append(v).append("; "));
+        AssertionError failure = new AssertionError(b.toString());
+        errors.forEach(failure::addSuppressed);
+        throw failure;
     }
 
     private static void rethrowFirst(Queue<Throwable> errors) throws Exception {

@@ -551,6 +551,19 @@ class PageAllocatorOperationsTest {
         }
     }
 
+    @Disabled("bug: pageBuffer(pfn, order) for a block running past the last page throws IndexOutOfBoundsException")
+    @ParameterizedTest
+    @EnumSource(CpuCacheMode.class)
+    void pageBufferOfABlockRunningPastTheLastPageIsRejected(CpuCacheMode mode) {
+        try (PageAllocator a = PageAllocator.builder().capacity(4096L * 1000).cpuCacheMode(mode).build()) {
+            int p = a.allocPages(0); // reserves the only (1000-page) region
+            // pfn 992 is aligned to 32, but an order-5 block there would end at 1024 > 1000.
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> a.pageBuffer(992, 5));
+            assertContains(e.getMessage(), "pfn 992", "order 5");
+            a.freePages(p, 0);
+        }
+    }
+
     // ------------------------------------------------------------------ statistics and counts
 
     @ParameterizedTest
@@ -860,6 +873,17 @@ class PageAllocatorOperationsTest {
     @MethodSource("negativeSettingsTakenAsDefault")
     void buildRejectsNegativeSettings(String setting, String value, Consumer<PageAllocator.Builder> configure) {
         buildRejectsEachBadSettingByName(setting, value, configure);
+    }
+
+    @Disabled("bug: pcpHigh + pcpBatch past Integer.MAX_VALUE is accepted; CpuPageLists then throws NegativeArraySizeException")
+    @ParameterizedTest
+    @EnumSource(CpuCacheMode.class)
+    void buildRejectsAPcpHighTooLargeToHonour(CpuCacheMode mode) {
+        // Today: MAGAZINE fails in build() with NegativeArraySizeException; PER_THREAD builds, then
+        // every allocPages(0) on every thread throws NegativeArraySizeException.
+        PageAllocator.Builder b = small(mode).pcpHigh(Integer.MAX_VALUE);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, b::build);
+        assertContains(e.getMessage(), "pcpHigh ", String.valueOf(Integer.MAX_VALUE));
     }
 
     @Test
