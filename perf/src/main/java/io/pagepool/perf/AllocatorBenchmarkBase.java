@@ -1,0 +1,86 @@
+package io.pagepool.perf;
+
+import io.pagepool.core.CpuCacheMode;
+import io.pagepool.core.PageAllocator;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Threads;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * What every allocator benchmark shares: the JMH settings, the {@code cacheMode} parameter, and
+ * the one {@link PageAllocator} all benchmark threads of a trial work against.
+ *
+ * <h2>Settings</h2>
+ * The annotations below are the defaults for a plain JMH run
+ * ({@code java -jar benchmarks.jar PageAllocBulk}). {@code seed-table} overrides the iteration
+ * counts and times per profile ({@code --quick}, default, {@code --full}) and sets the thread
+ * count; see {@link SeedTableCommand}.
+ *
+ * <h2>The allocator</h2>
+ * Built once per trial (one cache mode, one size, one thread count): {@link #CAPACITY_BYTES}
+ * of memory, reserved and touched up front ({@code preTouch}) so that reserving a region never
+ * lands inside a measurement, default page size, max order, {@code high} and {@code batch}. With
+ * two threads both use this one allocator, each on its own pages: that is where the cache modes
+ * differ.
+ *
+ * <h2>Leak check</h2>
+ * Every invocation frees all it allocated. At the end of the trial {@link #closeAllocator()}
+ * checks the allocator's invariants and closes it; {@link PageAllocator#close()} refuses, naming
+ * the first allocated pfn, if a page leaked, and the trial then fails.
+ *
+ * <p>Thread safety: the allocator field is written in trial set-up and read by all benchmark
+ * threads afterwards (JMH publishes it safely); subclasses keep per-thread data in
+ * {@link Scope#Thread} states.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Warmup(iterations = 3, time = 1, timeUnit = TimeUnit.SECONDS)
+@Measurement(iterations = 5, time = 1, timeUnit = TimeUnit.SECONDS)
+@Fork(value = 1, jvmArgsAppend = {"-Xms512m", "-Xmx512m", "-XX:MaxDirectMemorySize=1g"})
+@Threads(1)
+public abstract class AllocatorBenchmarkBase {
+
+    /**
+     * 256 MiB = 65,536 pages: room for two threads' largest round sets (2 x 16,384 pages) plus
+     * what the per-CPU caches park, with half the memory to spare.
+     */
+    public static final long CAPACITY_BYTES = 256L << 20;
+
+    @Param({"PER_THREAD", "MAGAZINE", "NONE"})
+    public CpuCacheMode cacheMode;
+
+    protected PageAllocator allocator;
+
+    @Setup(Level.Trial)
+    public void buildAllocator() {
+        allocator = PageAllocator.builder()
+                .capacity(CAPACITY_BYTES)
+                .cpuCacheMode(cacheMode)
+                .preTouch(true)
+                .build();
+    }
+
+    @TearDown(Level.Trial)
+    public void closeAllocator() {
+        allocator.checkConsistency();
+        allocator.close();
+    }
+
+    /** Throws the error for an allocation that came back short: the capacity is sized so it never does. */
+    static IllegalStateException exhausted(PageAllocator allocator, String what) {
+        return new IllegalStateException(what + " ran out of memory: " + allocator + ", "
+                + allocator.freePageCount() + " pages free; the benchmark's capacity is too small");
+    }
+}
