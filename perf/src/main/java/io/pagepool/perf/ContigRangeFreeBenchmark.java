@@ -6,6 +6,7 @@ import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.OperationsPerInvocation;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.infra.BenchmarkParams;
 
 /**
  * Seed 004's measurement: an order-9 block is allocated, split into 512 order-0 pages, and freed
@@ -32,6 +33,11 @@ public class ContigRangeFreeBenchmark extends AllocatorBenchmarkBase {
     public static final int RANGE_PAGES = 1 << ORDER;
     /** Ranges allocated, split and freed per invocation. */
     public static final int RANGES = 16;
+
+    @Override
+    protected long pagesHeldAtOnce(BenchmarkParams params) {
+        return (long) params.getThreads() * RANGES * RANGE_PAGES;
+    }
 
     /** One thread's block heads. */
     @State(Scope.Thread)

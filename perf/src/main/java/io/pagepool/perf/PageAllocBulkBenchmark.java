@@ -9,6 +9,7 @@ import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.infra.BenchmarkParams;
 
 /**
  * Seed 001's table: order-0 pages allocated and freed one call at a time versus through the bulk
@@ -44,6 +45,12 @@ public class PageAllocBulkBenchmark extends AllocatorBenchmarkBase {
     public static final int MIN_PAGES_PER_PHASE = 1024;
     /** Largest N the capacity is sized for (per thread, two threads). */
     public static final int MAX_PAGES = 16384;
+
+    @Override
+    protected long pagesHeldAtOnce(BenchmarkParams params) {
+        int n = Integer.parseInt(params.getParam("nrPages"));
+        return (long) params.getThreads() * roundsFor(n) * n;
+    }
 
     /** Rounds of {@code nrPages} per invocation: {@code ceil(MIN_PAGES_PER_PHASE / nrPages)}. */
     public static int roundsFor(int nrPages) {

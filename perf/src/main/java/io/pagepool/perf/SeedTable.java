@@ -57,18 +57,52 @@ final class SeedTable {
     record Key(String method, String mode, int threads, int nrPages) {
     }
 
+    /** Phase 0: alloc (bulk) or alloc + split (contig); 1: free; 2: the two together. */
+    static final int FIRST = 0;
+    static final int SECOND = 1;
+    static final int TOTAL = 2;
+
     /**
-     * Mean phase costs of a trial, in ns per page (bulk) or per range (contig).
+     * A trial's phase costs per measured iteration (all forks), in ns per page (bulk) or per range
+     * (contig).
      *
-     * @param first      alloc (bulk) or alloc + split (contig)
-     * @param second     free
-     * @param iterations measured iterations the means are over
+     * @param perIteration [phase][iteration], phases {@link #FIRST}, {@link #SECOND}, {@link #TOTAL}
      * @param gcBytesPerOp gc.alloc.rate.norm (B/op), NaN when the GC profiler was off
-     * @param pagesPerOp pages allocated and freed per JMH operation
+     * @param pagesPerOp   pages allocated and freed per JMH operation
      */
-    record Phases(double first, double second, int iterations, double gcBytesPerOp, double pagesPerOp) {
+    record Phases(double[][] perIteration, double gcBytesPerOp, double pagesPerOp) {
+        /** Arithmetic mean over iterations ("Amean"), NaN when none was measured. */
+        double mean(int phase) {
+            double[] v = perIteration[phase];
+            double sum = 0;
+            for (double x : v) {
+                sum += x;
+            }
+            return v.length == 0 ? Double.NaN : sum / v.length;
+        }
+
+        /** Largest over smallest iteration: how much the machine disturbed this figure. */
+        double spread(int phase) {
+            double[] v = perIteration[phase];
+            double min = Double.MAX_VALUE;
+            double max = 0;
+            for (double x : v) {
+                min = Math.min(min, x);
+                max = Math.max(max, x);
+            }
+            return v.length < 2 || min <= 0 ? 1.0 : max / min;
+        }
+
+        double first() {
+            return mean(FIRST);
+        }
+
+        double second() {
+            return mean(SECOND);
+        }
+
         double total() {
-            return first + second;
+            return mean(TOTAL);
         }
 
         double gcBytesPerPage() {
@@ -76,8 +110,12 @@ final class SeedTable {
         }
     }
 
+    /** A cell is marked noisy when its iterations differ by more than this factor. */
+    static final double NOISY_SPREAD = 1.5;
+
     private final Map<Key, Phases> trials = new HashMap<>();
     private final MachineInfo machine;
+    private int noisyCells;
 
     SeedTable(MachineInfo machine) {
         this.machine = machine;
@@ -116,9 +154,7 @@ final class SeedTable {
 
     private static Phases means(RunResult run, String firstLabel, String secondLabel, String unitLabel, double gc,
                                 double pagesPerOp) {
-        double first = 0;
-        double second = 0;
-        int n = 0;
+        List<double[]> rows = new ArrayList<>();
         for (BenchmarkResult fork : run.getBenchmarkResults()) {
             for (IterationResult it : fork.getIterationResults()) {
                 Map<String, Result> sec = it.getSecondaryResults();
@@ -126,13 +162,18 @@ final class SeedTable {
                 if (units == null || units.getScore() <= 0) {
                     continue;
                 }
-                first += sec.get(firstLabel).getScore() / units.getScore();
-                second += sec.get(secondLabel).getScore() / units.getScore();
-                n++;
+                double first = sec.get(firstLabel).getScore() / units.getScore();
+                double second = sec.get(secondLabel).getScore() / units.getScore();
+                rows.add(new double[] {first, second, first + second});
             }
         }
-        return n == 0 ? new Phases(Double.NaN, Double.NaN, 0, gc, pagesPerOp)
-                : new Phases(first / n, second / n, n, gc, pagesPerOp);
+        double[][] perIteration = new double[3][rows.size()];
+        for (int i = 0; i < rows.size(); i++) {
+            for (int phase = 0; phase < 3; phase++) {
+                perIteration[phase][i] = rows.get(i)[phase];
+            }
+        }
+        return new Phases(perIteration, gc, pagesPerOp);
     }
 
     // ------------------------------------------------------------------ printing
@@ -154,6 +195,11 @@ final class SeedTable {
                     contigBlock(out, mode, threads);
                 }
             }
+        }
+        if (noisyCells > 0) {
+            out.append(String.format(Locale.ROOT, "* %d figures are noisy: their measured iterations differ by more"
+                    + " than %.1fx (a busy machine, or too few iterations); rerun on a quiet machine.%n%n", noisyCells,
+                    NOISY_SPREAD));
         }
         targets(out, modes, threadCounts);
         gcSummary(out);
@@ -183,24 +229,17 @@ final class SeedTable {
     private void bulkBlocks(StringBuilder out, String mode, int threads, List<Integer> sizes) {
         out.append(String.format(Locale.ROOT, "pagealloc  %s, %s: ns per order-0 page (%s)%n",
                 mode, threadsLabel(threads), cyclesLabel()));
-        out.append(String.format(Locale.ROOT, "%-27s%19s%20s   | %9s%9s%n", "", "single-page loop", "bulk",
+        out.append(String.format(Locale.ROOT, "%-27s%19s %20s   | %9s%9s%n", "", "single-page loop", "bulk",
                 "single", "bulk"));
         String[] phases = {"alloc", "free", "total"};
         for (int ph = 0; ph < phases.length; ph++) {
             for (int n : sizes) {
                 Phases single = trials.get(new Key(SINGLE_METHOD, mode, threads, n));
                 Phases bulk = trials.get(new Key(BULK_METHOD, mode, threads, n));
-                row(out, phases[ph] + "-odr0-" + n, pick(single, ph), pick(bulk, ph), "");
+                row(out, phases[ph] + "-odr0-" + n, single, bulk, ph, "");
             }
             out.append('\n');
         }
-    }
-
-    private static double pick(Phases p, int phase) {
-        if (p == null) {
-            return Double.NaN;
-        }
-        return phase == 0 ? p.first() : phase == 1 ? p.second() : p.total();
     }
 
     private void contigBlock(StringBuilder out, String mode, int threads) {
@@ -209,12 +248,10 @@ final class SeedTable {
         out.append(String.format(Locale.ROOT,
                 "contig-free  %s, %s: ns per split order-%d range of %d pages (%s)%n", mode, threadsLabel(threads),
                 ContigRangeFreeBenchmark.ORDER, ContigRangeFreeBenchmark.RANGE_PAGES, cyclesLabel()));
-        out.append(String.format(Locale.ROOT, "%-27s%19s%20s   | %9s%9s   %s%n", "", "page-by-page",
+        out.append(String.format(Locale.ROOT, "%-27s%19s %20s   | %9s%9s   %s%n", "", "page-by-page",
                 "freeContigRange", "by page", "contig", "speed-up"));
-        row(out, "free-odr9-range", byPage == null ? Double.NaN : byPage.second(),
-                contig == null ? Double.NaN : contig.second(), speedUp(byPage, contig, false));
-        row(out, "round-odr9", byPage == null ? Double.NaN : byPage.total(),
-                contig == null ? Double.NaN : contig.total(), speedUp(byPage, contig, true));
+        row(out, "free-odr9-range", byPage, contig, SECOND, speedUp(byPage, contig, false));
+        row(out, "round-odr9", byPage, contig, TOTAL, speedUp(byPage, contig, true));
         out.append('\n');
     }
 
@@ -226,8 +263,16 @@ final class SeedTable {
         return String.format(Locale.ROOT, "%7.1fx", x);
     }
 
-    /** {@code Amean <label>  <base> (  0.00%)  <other> (<gain>%)   | <cycles> <cycles>  <suffix>} */
-    private void row(StringBuilder out, String label, double base, double other, String suffix) {
+    /**
+     * {@code Amean <label>  <base> (  0.00%)  <other> (<gain>%)   | <cycles> <cycles>  <suffix>}; a
+     * {@code *} after a figure marks it noisy (its iterations differ by more than {@link #NOISY_SPREAD}x).
+     */
+    private void row(StringBuilder out, String label, Phases basePhases, Phases otherPhases, int phase,
+                     String suffix) {
+        double base = basePhases == null ? Double.NaN : basePhases.mean(phase);
+        double other = otherPhases == null ? Double.NaN : otherPhases.mean(phase);
+        String baseMark = noisy(basePhases, phase) ? "*" : " ";
+        String otherMark = noisy(otherPhases, phase) ? "*" : " ";
         String baseCol = Double.isNaN(base) ? String.format(Locale.ROOT, "%19s", "n/a")
                 : String.format(Locale.ROOT, "%10.2f (%6.2f%%)", base, 0.0);
         String otherCol;
@@ -238,8 +283,16 @@ final class SeedTable {
         } else {
             otherCol = String.format(Locale.ROOT, "%11.2f (%6.2f%%)", other, cheaperPercent(base, other));
         }
-        out.append(String.format(Locale.ROOT, "%-6s%-21s%s%s   | %9s%9s   %s", "Amean", label, baseCol, otherCol,
-                cyclesCol(base), cyclesCol(other), suffix).stripTrailing()).append('\n');
+        out.append(String.format(Locale.ROOT, "%-6s%-21s%s%s%s%s  | %9s%9s   %s", "Amean", label, baseCol, baseMark,
+                otherCol, otherMark, cyclesCol(base), cyclesCol(other), suffix).stripTrailing()).append('\n');
+    }
+
+    private boolean noisy(Phases p, int phase) {
+        if (p != null && p.spread(phase) > NOISY_SPREAD) {
+            noisyCells++;
+            return true;
+        }
+        return false;
     }
 
     private String cyclesCol(double ns) {
@@ -313,7 +366,7 @@ final class SeedTable {
         }
 
         String summary() {
-            return pass + " of " + seen + " met" + (perCpuSeen == seen ? ""
+            return pass + " of " + seen + " met" + (perCpuSeen == seen || perCpuSeen == 0 ? ""
                     : " (per-CPU modes PER_THREAD/MAGAZINE: " + perCpuPass + " of " + perCpuSeen + ")");
         }
     }

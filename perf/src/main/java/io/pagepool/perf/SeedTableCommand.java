@@ -257,9 +257,15 @@ final class SeedTableCommand implements Callable<Integer> {
     }
 
     private static String allocatorDescription() {
-        try (PageAllocator a = PageAllocator.builder().capacity(AllocatorBenchmarkBase.CAPACITY_BYTES)
-                .cpuCacheMode(CpuCacheMode.MAGAZINE).build()) {
-            return a.toString().replace(", MAGAZINE", ", <mode>");
+        try (PageAllocator a = PageAllocator.builder().capacity(AllocatorBenchmarkBase.MIN_CAPACITY_BYTES).build()) {
+            String text = a.toString();
+            int memory = text.indexOf("memory: ");
+            return String.format(Locale.ROOT, "%d-%d MiB a trial (2x the pages its threads hold at once, a power of"
+                            + " two, >= %d MiB), %d-byte pages, maxOrder %d, per-CPU high %d / batch %d, %s",
+                    AllocatorBenchmarkBase.MIN_CAPACITY_BYTES >> 20,
+                    AllocatorBenchmarkBase.capacityFor(2L * PageAllocBulkBenchmark.MAX_PAGES) >> 20,
+                    AllocatorBenchmarkBase.MIN_CAPACITY_BYTES >> 20, a.pageSize(), a.maxOrder(), a.pcpHigh(),
+                    a.pcpBatch(), memory < 0 ? "" : text.substring(memory, text.length() - 1));
         }
     }
 
