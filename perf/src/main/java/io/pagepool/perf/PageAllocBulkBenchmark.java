@@ -17,7 +17,7 @@ import org.openjdk.jmh.infra.BenchmarkParams;
  *
  * <h2>One invocation</h2>
  * <pre>
- *   R = ceil(1024 / N) rounds of N pages             (every timed phase covers >= 1024 pages)
+ *   R = ceil(P / N) rounds of N pages, P = phasePages (default 1024): every timed phase covers >= P pages
  *   t0
  *   alloc phase:  for each round: N x allocPages(0)          | singlePages
  *                                 allocPagesBulk(N, round)   | bulkPages
@@ -32,38 +32,49 @@ import org.openjdk.jmh.infra.BenchmarkParams;
  * {@link AuxCounters} state, as sums over the iteration; {@code alloc ns / page} is then
  * {@code allocNs / pages} and so on ({@link SeedTable} computes it per iteration).
  *
+ * <p>Caveat: holding P = 1024 pages at once is more than a per-CPU set keeps (default
+ * {@code high} 384, {@code batch} 64), so most pages of a phase are refilled from, or drained to,
+ * the buddy lists in batches, in both methods; the seeds' loop (alloc N, free N, repeat) kept
+ * small N entirely on the per-CPU list. {@code -p phasePages=256} (or {@code seed-table
+ * --phase-pages 256}) keeps a phase within one set, at ~4x the relative timer cost.
+ *
  * <p>The primary score is the average time of one invocation: allocating and freeing R x N
  * pages, timer reads (and, for {@code bulkPages}, the slot reset) included. Divide by R x N
- * ({@link #roundsFor(int)}) for a per-page figure that includes those overheads.
+ * ({@link #roundsFor(int, int)}) for a per-page figure that includes those overheads.
  *
  * <p>With two threads each thread has its own {@link Rounds} and works on its own pages against
  * the shared allocator.
  */
 public class PageAllocBulkBenchmark extends AllocatorBenchmarkBase {
 
-    /** Fewest pages a timed phase covers, so that the timer's cost stays negligible. */
-    public static final int MIN_PAGES_PER_PHASE = 1024;
+    /** Default fewest pages a timed phase covers, so that the timer's cost stays negligible. */
+    public static final int DEFAULT_PHASE_PAGES = 1024;
     /** Largest N the capacity is sized for (per thread, two threads). */
     public static final int MAX_PAGES = 16384;
 
     @Override
     protected long pagesHeldAtOnce(BenchmarkParams params) {
         int n = Integer.parseInt(params.getParam("nrPages"));
-        return (long) params.getThreads() * roundsFor(n) * n;
+        int p = Integer.parseInt(params.getParam("phasePages"));
+        return (long) params.getThreads() * roundsFor(n, p) * n;
     }
 
-    /** Rounds of {@code nrPages} per invocation: {@code ceil(MIN_PAGES_PER_PHASE / nrPages)}. */
-    public static int roundsFor(int nrPages) {
-        return (MIN_PAGES_PER_PHASE + nrPages - 1) / nrPages;
+    /** Rounds of {@code nrPages} per invocation: {@code ceil(phasePages / nrPages)}. */
+    public static int roundsFor(int nrPages, int phasePages) {
+        return (phasePages + nrPages - 1) / nrPages;
     }
 
-    /** One thread's slots: {@link #roundsFor(int) R} arrays of {@code nrPages} pfns. */
+    /** One thread's slots: {@link #roundsFor(int, int) R} arrays of {@code nrPages} pfns. */
     @State(Scope.Thread)
     public static class Rounds {
         /** N: pages per single-page loop or per bulk call. */
         @Param({"1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "2048", "4096", "8192",
                 "16384"})
         public int nrPages;
+
+        /** P: fewest pages per timed phase; R = ceil(P / N) rounds. */
+        @Param({"" + DEFAULT_PHASE_PAGES})
+        public int phasePages;
 
         int[][] slots;
 
@@ -72,7 +83,10 @@ public class PageAllocBulkBenchmark extends AllocatorBenchmarkBase {
             if (nrPages < 1 || nrPages > MAX_PAGES) {
                 throw new IllegalArgumentException("nrPages " + nrPages + " is outside 1.." + MAX_PAGES);
             }
-            slots = new int[roundsFor(nrPages)][nrPages];
+            if (phasePages < 1 || phasePages > MAX_PAGES) {
+                throw new IllegalArgumentException("phasePages " + phasePages + " is outside 1.." + MAX_PAGES);
+            }
+            slots = new int[roundsFor(nrPages, phasePages)][nrPages];
             for (int[] round : slots) {
                 Arrays.fill(round, PageAllocator.NO_PAGE);
             }

@@ -133,7 +133,9 @@ final class SeedTable {
             double gc = secondaryScore(run, "gc.alloc.rate.norm");
             if (cls.equals(BULK)) {
                 int n = Integer.parseInt(run.getParams().getParam("nrPages"));
-                Phases p = means(run, "allocNs", "freeNs", "pages", gc, PageAllocBulkBenchmark.roundsFor(n) * (double) n);
+                int phasePages = Integer.parseInt(run.getParams().getParam("phasePages"));
+                Phases p = means(run, "allocNs", "freeNs", "pages", gc,
+                        PageAllocBulkBenchmark.roundsFor(n, phasePages) * (double) n);
                 trials.put(new Key(method, mode, threads, n), p);
             } else if (cls.equals(CONTIG)) {
                 // @OperationsPerInvocation(RANGES): one JMH op is one range.

@@ -82,6 +82,11 @@ final class SeedTableCommand implements Callable<Integer> {
             description = "Pages per batch, comma-separated, 1..16384 (default: 1,2,4,...,16384).")
     List<Integer> sizes = defaultSizes();
 
+    @Option(names = "--phase-pages", paramLabel = "P", defaultValue = "1024",
+            description = "Fewest pages per timed phase: R = ceil(P/N) rounds are all allocated, then all freed"
+                    + " (default: ${DEFAULT-VALUE}; 256 stays within one per-CPU set's high).")
+    int phasePages;
+
     @Option(names = "--json", paramLabel = "FILE", description = "Also write all JMH results to FILE as JSON.")
     File json;
 
@@ -162,6 +167,7 @@ final class SeedTableCommand implements Callable<Integer> {
                     .include(Pattern.quote(ContigRangeFreeBenchmark.class.getName()) + "\\.")
                     .param("cacheMode", modeNames.toArray(new String[0]))
                     .param("nrPages", sizeList.stream().map(String::valueOf).toArray(String[]::new))
+                    .param("phasePages", String.valueOf(phasePages))
                     .threads(t)
                     .shouldFailOnError(true)
                     .verbosity(verbose ? VerboseMode.NORMAL : VerboseMode.SILENT);
@@ -198,6 +204,10 @@ final class SeedTableCommand implements Callable<Integer> {
     }
 
     private void validate() {
+        if (phasePages < 1 || phasePages > PageAllocBulkBenchmark.MAX_PAGES) {
+            throw new ParameterException(spec.commandLine(),
+                    "--phase-pages: " + phasePages + " is outside 1.." + PageAllocBulkBenchmark.MAX_PAGES);
+        }
         for (int n : sizes) {
             if (n < 1 || n > PageAllocBulkBenchmark.MAX_PAGES) {
                 throw new ParameterException(spec.commandLine(),
@@ -251,8 +261,8 @@ final class SeedTableCommand implements Callable<Integer> {
         h.add("Profile    " + s.describe() + "; forked JVMs: -Xms512m -Xmx512m -XX:MaxDirectMemorySize=1g");
         h.add("Allocator  " + allocatorDescription() + ", pre-touched, built per trial");
         h.add("Method     per-page (per-range) figures are phase times from System.nanoTime inside each invocation"
-                + " (every timed phase >= 1024 pages), Amean over measured iterations; cycles = ns x cpu MHz"
-                + " (TSC rate from /proc/cpuinfo)");
+                + " (every timed phase >= " + phasePages + " pages: R = ceil(" + phasePages + "/N) rounds allocated,"
+                + " then freed), Amean over measured iterations; cycles = ns x cpu MHz (TSC rate from /proc/cpuinfo)");
         return h;
     }
 
