@@ -252,7 +252,9 @@ public final class PageAllocator implements AutoCloseable {
      */
     public void freePages(int pfn, int order) {
         checkOpen();
-        checkOrder("freePages", order);
+        if (order < 0 || order > maxOrder) {
+            throw badOrder("freePages(pfn " + pfn + ", order " + order + ")", order);
+        }
         checkAllocatedHead("freePages", pfn, order);
         if (order <= cachedTopOrder) {
             cpuCache.free(pfn, order);
@@ -325,7 +327,9 @@ public final class PageAllocator implements AutoCloseable {
      */
     public void splitPage(int pfn, int order) {
         checkOpen();
-        checkOrder("splitPage", order);
+        if (order < 0 || order > maxOrder) {
+            throw badOrder("splitPage(pfn " + pfn + ", order " + order + ")", order);
+        }
         checkAllocatedHead("splitPage", pfn, order);
         byte[] state = table.state;
         byte[] orders = table.order;
@@ -385,8 +389,12 @@ public final class PageAllocator implements AutoCloseable {
 
     private void checkOrder(String op, int order) {
         if (order < 0 || order > maxOrder) {
-            throw new IllegalArgumentException(op + ": order " + order + " is outside 0.." + maxOrder);
+            throw badOrder(op, order);
         }
+    }
+
+    private IllegalArgumentException badOrder(String op, int order) {
+        return new IllegalArgumentException(op + ": order " + order + " is outside 0.." + maxOrder);
     }
 
     private void checkAllocatedHead(String op, int pfn, int order) {
@@ -405,8 +413,8 @@ public final class PageAllocator implements AutoCloseable {
         int head = table.headOf(pfn, maxOrder);
         byte s = head == NO_PAGE ? PageTable.NONE : table.state[head];
         if (s == PageTable.FREE || s == PageTable.CACHED) {
-            return new IllegalStateException(call + "double free: pfn " + pfn + " is already free (it is "
-                    + table.describe(pfn, maxOrder) + ")" + tail);
+            return new IllegalStateException(call + (op.startsWith("free") ? "double free: " : "not allocated: ")
+                    + "pfn " + pfn + " is already free (it is " + table.describe(pfn, maxOrder) + ")" + tail);
         }
         if (s == PageTable.ALLOCATED && head == pfn) {
             return new IllegalArgumentException(call + "wrong order: pfn " + pfn + " was allocated at order "
@@ -452,6 +460,7 @@ public final class PageAllocator implements AutoCloseable {
 
     /** Byte offset of page {@code pfn} within {@link #regionBuffer(int)}. Does not allocate. */
     public int regionOffset(int pfn) {
+        checkOpen();
         return (pfn & (zone.regionPages - 1)) << pageShift;
     }
 
@@ -466,6 +475,10 @@ public final class PageAllocator implements AutoCloseable {
         if ((pfn & ((1 << order) - 1)) != 0) {
             throw new IllegalArgumentException("pageBuffer(pfn " + pfn + ", order " + order
                     + "): pfn is not aligned to an order-" + order + " block");
+        }
+        if ((long) pfn + (1L << order) > totalPages) {
+            throw new IllegalArgumentException("pageBuffer(pfn " + pfn + ", order " + order
+                    + "): the block would run past the last page (pfn " + (totalPages - 1) + ")");
         }
         return region.slice(regionOffset(pfn), pageSize << order);
     }
@@ -529,6 +542,7 @@ public final class PageAllocator implements AutoCloseable {
      * and in regions not reserved yet. Exact when no other thread is using the allocator.
      */
     public long freePageCount() {
+        checkOpen();
         long cached = cpuCache.cachedPages();
         zone.lockQuietly();
         try {
@@ -540,11 +554,13 @@ public final class PageAllocator implements AutoCloseable {
 
     /** Free pages parked in per-thread caches or magazines (part of {@link #freePageCount()}). */
     public long cachedPageCount() {
+        checkOpen();
         return cpuCache.cachedPages();
     }
 
     /** A snapshot of counters and page accounting. Thread-safe; see {@link PageAllocatorStats}. */
     public PageAllocatorStats stats() {
+        checkOpen();
         AllocCounters sum = new AllocCounters();
         cpuCache.sumCounters(sum);
         long cached = cpuCache.cachedPages();
@@ -576,8 +592,9 @@ public final class PageAllocator implements AutoCloseable {
      * Frees the off-heap memory. Refuses, with an {@link IllegalStateException} naming the first
      * allocated pfn and leaving the allocator open and unchanged, while any page is still
      * allocated, because freeing memory that callers still use would corrupt it. A second call
-     * after a successful close does nothing; every other method then throws
-     * {@link IllegalStateException}. Must not race with other calls.
+     * after a successful close does nothing; every other operation and query then throws
+     * {@link IllegalStateException} (the configuration getters and {@link #isClosed()} still answer).
+     * Must not race with other calls.
      */
     @Override
     public synchronized void close() {
@@ -649,9 +666,10 @@ public final class PageAllocator implements AutoCloseable {
         private int maxOrder = DEFAULT_MAX_ORDER;
         private CpuCacheMode cpuCacheMode = CpuCacheMode.PER_THREAD;
         private boolean preTouch;
-        private int pcpHigh = -1;
-        private int pcpBatch = -1;
-        private int magazines = -1;
+        private static final int UNSET = Integer.MIN_VALUE;
+        private int pcpHigh = UNSET;
+        private int pcpBatch = UNSET;
+        private int magazines = UNSET;
 
         private Builder() {
         }
@@ -693,7 +711,8 @@ public final class PageAllocator implements AutoCloseable {
 
         /**
          * Pages a per-CPU set may hold before a free drains a batch (the kernel's {@code high}).
-         * Default {@code 6 * batch}. Must be at least {@code batch}.
+         * Default {@code 6 * batch} (at most the page count). Must be between {@code batch} and the
+         * page count: a cache never needs to hold more pages than exist.
          */
         public Builder pcpHigh(int pages) {
             this.pcpHigh = pages;
@@ -703,7 +722,7 @@ public final class PageAllocator implements AutoCloseable {
         /**
          * Pages moved between a per-CPU set and the zone per refill or drain (the kernel's
          * {@code batch}). Default: {@code totalPages / 256} rounded down to a power of two, between
-         * 1 and 64.
+         * 1 and 64. Must be between 1 and the page count.
          */
         public Builder pcpBatch(int pages) {
             this.pcpBatch = pages;
@@ -741,18 +760,20 @@ public final class PageAllocator implements AutoCloseable {
                         + " pages are supported");
             }
             int totalPages = (int) pages;
-            int batch = pcpBatch > 0 ? pcpBatch : defaultBatch(totalPages);
-            if (pcpBatch == 0 || pcpBatch < -1) {
-                throw new IllegalArgumentException("pcpBatch " + pcpBatch + " must be at least 1");
+            if (pcpBatch != UNSET && (pcpBatch < 1 || pcpBatch > totalPages)) {
+                throw new IllegalArgumentException("pcpBatch " + pcpBatch + " must be between 1 and the page count "
+                        + totalPages);
             }
-            int high = pcpHigh >= 0 ? pcpHigh : 6 * batch;
-            if (high < batch) {
-                throw new IllegalArgumentException("pcpHigh " + high + " must be at least pcpBatch " + batch);
+            int batch = pcpBatch != UNSET ? pcpBatch : defaultBatch(totalPages);
+            if (pcpHigh != UNSET && (pcpHigh < batch || pcpHigh > totalPages)) {
+                throw new IllegalArgumentException("pcpHigh " + pcpHigh + " must be between pcpBatch " + batch
+                        + " and the page count " + totalPages);
             }
-            int mags = magazines > 0 ? magazines : 2 * Runtime.getRuntime().availableProcessors();
-            if (magazines == 0 || magazines < -1) {
+            int high = pcpHigh != UNSET ? pcpHigh : Math.min(totalPages, 6 * batch);
+            if (magazines != UNSET && magazines < 1) {
                 throw new IllegalArgumentException("magazines " + magazines + " must be at least 1");
             }
+            int mags = magazines != UNSET ? magazines : 2 * Runtime.getRuntime().availableProcessors();
             return new PageAllocator(this, totalPages, high, batch, mags);
         }
 

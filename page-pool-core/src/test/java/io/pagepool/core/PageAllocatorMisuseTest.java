@@ -16,7 +16,6 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.api.function.Executable;
@@ -332,7 +331,6 @@ class PageAllocatorMisuseTest {
         }
     }
 
-    @Disabled("bug: freePages/splitPage with an out-of-range order throw without naming the pfn")
     @ParameterizedTest
     @EnumSource(CpuCacheMode.class)
     void outOfRangeOrderMessageNamesThePfn(CpuCacheMode mode) {

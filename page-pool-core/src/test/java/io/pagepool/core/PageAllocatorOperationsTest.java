@@ -29,7 +29,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -551,7 +550,6 @@ class PageAllocatorOperationsTest {
         }
     }
 
-    @Disabled("bug: pageBuffer(pfn, order) for a block running past the last page throws IndexOutOfBoundsException")
     @ParameterizedTest
     @EnumSource(CpuCacheMode.class)
     void pageBufferOfABlockRunningPastTheLastPageIsRejected(CpuCacheMode mode) {
@@ -868,14 +866,12 @@ class PageAllocatorOperationsTest {
         assertContains(e.getMessage(), setting + " ", value);
     }
 
-    @Disabled("bug: Builder.build() silently takes negative pcpHigh (any) and pcpBatch/magazines -1 as the default")
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("negativeSettingsTakenAsDefault")
     void buildRejectsNegativeSettings(String setting, String value, Consumer<PageAllocator.Builder> configure) {
         buildRejectsEachBadSettingByName(setting, value, configure);
     }
 
-    @Disabled("bug: pcpHigh + pcpBatch past Integer.MAX_VALUE is accepted; CpuPageLists then throws NegativeArraySizeException")
     @ParameterizedTest
     @EnumSource(CpuCacheMode.class)
     void buildRejectsAPcpHighTooLargeToHonour(CpuCacheMode mode) {
@@ -961,7 +957,6 @@ class PageAllocatorOperationsTest {
         assertTrue(a.isClosed());
     }
 
-    @Disabled("bug: freePageCount(), cachedPageCount(), stats() and regionOffset() still answer after close()")
     @ParameterizedTest
     @EnumSource(CpuCacheMode.class)
     void stateQueriesThrowIllegalStateExceptionAfterClose(CpuCacheMode mode) {
