@@ -1,7 +1,6 @@
 package io.pagepool.core;
 
 import java.util.Arrays;
-import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The zone: off-heap memory, the buddy allocator's free lists, and the one lock that guards them
@@ -45,6 +44,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * power-of-two chunks ({@code order = min(ctz(pfn), log2(remaining), maxOrder)}) and puts each
  * chunk as one block, instead of putting and merging page by page.
  *
+ * <p>The lock is a {@link SpinLock}: it never allocates, unlike a contended
+ * {@code ReentrantLock}, and every section it guards is one bounded batch.
+ *
  * <p>Thread safety: every method except the constructor, {@link #regionFor},
  * {@link #memoryReleaser} and the {@code locked*} methods (which take it themselves) requires the
  * caller to hold the zone lock ({@link #lock()}).
@@ -58,7 +60,7 @@ final class BuddyZone {
     final int regionPages;
     final int regionShift;
 
-    private final ReentrantLock lock = new ReentrantLock();
+    private final SpinLock lock = new SpinLock();
     private final OffHeapRegion[] regions;
     private final int[] freeHead;
     private final long[] freeBlocks;

@@ -22,8 +22,8 @@ package io.pagepool.core;
  *       others in turn) under one zone lock.</li>
  *   <li><b>allocBulk</b>: pop what the order-0 list has, then take every missing page plus a
  *       refill under a single zone lock.</li>
- *   <li><b>freeBulk</b>: push while {@code count < high}, then put the rest straight into the
- *       zone under a single zone lock.</li>
+ *   <li><b>freeBulk</b>: push them all (what the list has no room for goes straight to the
+ *       zone), then drain down to {@code high - batch} if above {@code high}: one zone lock.</li>
  * </ul>
  * Lists are plain int stacks; draining the cold end shifts the survivors down with one
  * {@code System.arraycopy} per batch, which is cheaper than a ring's index arithmetic on every
@@ -192,33 +192,40 @@ class CpuPageLists implements ThreadOwnedSlots.Owned {
     }
 
     /**
-     * Frees validated order-0 pages (marked {@link PageTable#FREEING}): into the order-0 list
-     * while {@code count < high}, the rest straight into the zone under one lock.
+     * Frees validated order-0 pages (marked {@link PageTable#FREEING}): parks them on the order-0
+     * list, and if that takes the set above {@code high} (or the list is full), drains it down to
+     * {@code high - batch} under one zone lock, putting any pages the list had no room for straight
+     * into the zone under the same lock. As with single frees, a run of small bulk frees therefore
+     * takes the zone lock about once per {@code batch} pages.
      */
     final void freeBulk(int[] pfns, int n) {
         counters.bulkFreeCalls++;
         counters.bulkFreePages += n;
         int[] list = lists[0];
         int size = sizes[0];
-        int room = Math.max(0, high - count);
-        int i = 0;
-        for (; i < n && i < room; i++) {
+        int parked = Math.min(n, list.length - size);
+        for (int i = 0; i < parked; i++) {
             int pfn = pfns[i];
             state[pfn] = PageTable.CACHED;
             list[size++] = pfn;
         }
         sizes[0] = size;
-        count += i;
-        if (i < n) {
-            zone.lock();
-            try {
-                for (; i < n; i++) {
-                    zone.freeBlock(pfns[i], 0);
-                }
-            } finally {
-                zone.unlock();
-            }
+        count += parked;
+        if (parked == n && count <= high) {
+            return;
         }
+        zone.lock();
+        try {
+            for (int i = parked; i < n; i++) {
+                zone.freeBlock(pfns[i], 0);
+            }
+            if (count > high) {
+                drainLocked(count - high + batch, 0);
+            }
+        } finally {
+            zone.unlock();
+        }
+        counters.cacheDrains++;
     }
 
     /**
@@ -226,29 +233,33 @@ class CpuPageLists implements ThreadOwnedSlots.Owned {
      * starting with {@code firstOrder}'s list and visiting the others in turn.
      */
     final void drain(int pages, int firstOrder) {
-        int freed = 0;
         zone.lock();
         try {
-            int o = firstOrder;
-            for (int visited = 0; visited <= topOrder && freed < pages; visited++) {
-                int size = sizes[o];
-                if (size > 0) {
-                    int[] list = lists[o];
-                    int blocks = Math.min(size, Math.max(1, (pages - freed) >> o));
-                    for (int j = 0; j < blocks; j++) {
-                        zone.freeBlock(list[j], o);
-                    }
-                    System.arraycopy(list, blocks, list, 0, size - blocks);
-                    sizes[o] = size - blocks;
-                    freed += blocks << o;
-                }
-                o = o == topOrder ? 0 : o + 1;
-            }
+            drainLocked(pages, firstOrder);
         } finally {
             zone.unlock();
         }
-        count -= freed;
         counters.cacheDrains++;
+    }
+
+    private void drainLocked(int pages, int firstOrder) {
+        int freed = 0;
+        int o = firstOrder;
+        for (int visited = 0; visited <= topOrder && freed < pages; visited++) {
+            int size = sizes[o];
+            if (size > 0) {
+                int[] list = lists[o];
+                int blocks = Math.min(size, Math.max(1, (pages - freed) >> o));
+                for (int j = 0; j < blocks; j++) {
+                    zone.freeBlock(list[j], o);
+                }
+                System.arraycopy(list, blocks, list, 0, size - blocks);
+                sizes[o] = size - blocks;
+                freed += blocks << o;
+            }
+            o = o == topOrder ? 0 : o + 1;
+        }
+        count -= freed;
     }
 
     /** Returns every parked block to the zone under one zone lock. */

@@ -1,11 +1,8 @@
 package io.pagepool.core;
 
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
-
 /**
  * {@link CpuCacheMode#MAGAZINE}: seed 003's replacement for per-CPU lists. A fixed array of
- * {@link CpuPageLists} ("magazines"), each behind a test-and-test-and-set spin lock; the zone
+ * {@link CpuPageLists} ("magazines"), each behind a {@link SpinLock}; the zone
  * lock is taken only to refill or drain a magazine.
  *
  * <pre>
@@ -163,59 +160,24 @@ final class MagazinePageCaches implements CpuPageCache {
     public void close() {
     }
 
-    /** Padding before the lock word, so a neighbouring object's writes do not share its cache line. */
-    abstract static class MagazinePad extends CpuPageLists {
-        long p00, p01, p02, p03, p04, p05, p06, p07;
-
-        MagazinePad(BuddyZone zone, int high, int batch) {
-            super(zone, null, high, batch);
-        }
-    }
-
-    abstract static class MagazineLockWord extends MagazinePad {
-        volatile int locked;
-
-        MagazineLockWord(BuddyZone zone, int high, int batch) {
-            super(zone, high, batch);
-        }
-    }
-
-    /** A magazine: page lists plus a padded spin lock. */
-    static final class Magazine extends MagazineLockWord {
-        private static final VarHandle LOCKED;
-        private static final int SPINS_BEFORE_YIELD = 128;
-
-        static {
-            try {
-                LOCKED = MethodHandles.lookup().findVarHandle(MagazineLockWord.class, "locked", int.class);
-            } catch (ReflectiveOperationException e) {
-                throw new ExceptionInInitializerError(e);
-            }
-        }
-
-        long p10, p11, p12, p13, p14, p15, p16, p17;
+    /** A magazine: page lists plus their lock. */
+    static final class Magazine extends CpuPageLists {
+        private final SpinLock lock = new SpinLock();
 
         Magazine(BuddyZone zone, int high, int batch) {
-            super(zone, high, batch);
+            super(zone, null, high, batch);
         }
 
         boolean tryLock() {
-            return locked == 0 && LOCKED.compareAndSet(this, 0, 1);
+            return lock.tryLock();
         }
 
         void lock() {
-            int spins = 0;
-            while (!tryLock()) {
-                if (++spins < SPINS_BEFORE_YIELD) {
-                    Thread.onSpinWait();
-                } else {
-                    Thread.yield();
-                }
-            }
+            lock.lock();
         }
 
         void unlock() {
-            LOCKED.setRelease(this, 0);
+            lock.unlock();
         }
     }
 }

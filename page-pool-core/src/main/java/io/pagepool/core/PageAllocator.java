@@ -35,7 +35,7 @@ import java.util.concurrent.atomic.LongAdder;
  *            v                                                                          v
  *   +--------------------------------------------------------------------------------------+
  *   | zone: buddy free lists per order 0..maxOrder, split on take, coalesce on put,        |
- *   |       one ReentrantLock; regions of off-heap memory reserved on first need           |
+ *   |       one spin lock; regions of off-heap memory reserved on first need               |
  *   +--------------------------------------------------------------------------------------+
  *            |
  *            v

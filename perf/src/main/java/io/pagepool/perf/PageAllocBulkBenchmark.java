@@ -17,7 +17,7 @@ import org.openjdk.jmh.infra.BenchmarkParams;
  *
  * <h2>One invocation</h2>
  * <pre>
- *   R = ceil(P / N) rounds of N pages, P = phasePages (default 1024): every timed phase covers >= P pages
+ *   R = ceil(P / N) rounds of N pages, P = phasePages (default 256): every timed phase covers >= P pages
  *   t0
  *   alloc phase:  for each round: N x allocPages(0)          | singlePages
  *                                 allocPagesBulk(N, round)   | bulkPages
@@ -27,16 +27,17 @@ import org.openjdk.jmh.infra.BenchmarkParams;
  *   t2
  *   (bulkPages only, untimed: reset the slots to NO_PAGE for the next allocPagesBulk)
  * </pre>
- * Two {@link System#nanoTime()} reads per phase cost ~20-30 ns, under 3% of even the cheapest
- * phase (1024 pages at >= 1 ns). The phase times go to {@link PhaseTimes}, a JMH
+ * Two {@link System#nanoTime()} reads per phase cost ~20-30 ns, a few percent of even the
+ * cheapest phase (256 pages at >= 2 ns). The phase times go to {@link PhaseTimes}, a JMH
  * {@link AuxCounters} state, as sums over the iteration; {@code alloc ns / page} is then
  * {@code allocNs / pages} and so on ({@link SeedTable} computes it per iteration).
  *
- * <p>Caveat: holding P = 1024 pages at once is more than a per-CPU set keeps (default
- * {@code high} 384, {@code batch} 64), so most pages of a phase are refilled from, or drained to,
- * the buddy lists in batches, in both methods; the seeds' loop (alloc N, free N, repeat) kept
- * small N entirely on the per-CPU list. {@code -p phasePages=256} (or {@code seed-table
- * --phase-pages 256}) keeps a phase within one set, at ~4x the relative timer cost.
+ * <p>Why P = 256: the seeds' loop (alloc N, free N, repeat) keeps small N entirely on the
+ * per-CPU list, and a phase of 256 pages still fits in one per-CPU set (default {@code high} 384),
+ * so small N measure the same thing here; N above {@code high} overflow the set into batched
+ * refills and drains from the buddy lists, which is also where the seeds' costs rise.
+ * {@code -p phasePages=1024} (or {@code seed-table --phase-pages 1024}) trades that fidelity for
+ * a smaller relative timer cost.
  *
  * <p>The primary score is the average time of one invocation: allocating and freeing R x N
  * pages, timer reads (and, for {@code bulkPages}, the slot reset) included. Divide by R x N
@@ -48,7 +49,7 @@ import org.openjdk.jmh.infra.BenchmarkParams;
 public class PageAllocBulkBenchmark extends AllocatorBenchmarkBase {
 
     /** Default fewest pages a timed phase covers, so that the timer's cost stays negligible. */
-    public static final int DEFAULT_PHASE_PAGES = 1024;
+    public static final int DEFAULT_PHASE_PAGES = 256;
     /** Largest N the capacity is sized for (per thread, two threads). */
     public static final int MAX_PAGES = 16384;
 

@@ -82,9 +82,9 @@ final class SeedTableCommand implements Callable<Integer> {
             description = "Pages per batch, comma-separated, 1..16384 (default: 1,2,4,...,16384).")
     List<Integer> sizes = defaultSizes();
 
-    @Option(names = "--phase-pages", paramLabel = "P", defaultValue = "1024",
+    @Option(names = "--phase-pages", paramLabel = "P", defaultValue = "" + PageAllocBulkBenchmark.DEFAULT_PHASE_PAGES,
             description = "Fewest pages per timed phase: R = ceil(P/N) rounds are all allocated, then all freed"
-                    + " (default: ${DEFAULT-VALUE}; 256 stays within one per-CPU set's high).")
+                    + " (default: ${DEFAULT-VALUE}, which stays within one per-CPU set's high).")
     int phasePages;
 
     @Option(names = "--json", paramLabel = "FILE", description = "Also write all JMH results to FILE as JSON.")
