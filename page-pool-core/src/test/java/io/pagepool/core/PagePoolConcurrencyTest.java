@@ -188,9 +188,17 @@ class PagePoolConcurrencyTest {
         assertAllBackAndClose(pool);
     }
 
+    /**
+     * close() on the owner races putPage/putFrag from two other threads, on a fresh pool each iteration. The
+     * DmaMapper spins a little in syncForDevice, which a return does between its closed check and its ring
+     * offer: that is the window in which close can drain the ring before the offer lands, which the return
+     * must notice (and drain again). Without that re-check this test strands pages within a few iterations.
+     */
     @Test
     void closeRacingPutPageFromOtherThreadsStrandsNothing() throws Exception {
         PageAllocator allocator = PagePoolTestSupport.allocator(2048);
+        PagePoolTestSupport.CountingDmaMapper mapper = new PagePoolTestSupport.CountingDmaMapper(2048, PAGE);
+        mapper.syncSpins = 400;
         int workers = 2;
         CyclicBarrier start = new CyclicBarrier(workers + 1);
         CyclicBarrier end = new CyclicBarrier(workers + 1);
@@ -240,7 +248,8 @@ class PagePoolConcurrencyTest {
         long deadline = System.nanoTime() + STRESS.toNanos();
         try {
             while ((System.nanoTime() - deadline < 0 || iterations < 20) && iterations < 5000 && failures.isEmpty()) {
-                PagePool pool = PagePool.builder(allocator).cacheSize(32).refillBatch(16).ringSize(16).build();
+                PagePool pool = PagePool.builder(allocator).cacheSize(32).refillBatch(16).ringSize(16)
+                        .dmaMapper(mapper).build();
                 for (List<Item> share : shares) {
                     share.clear();
                 }
@@ -265,9 +274,9 @@ class PagePoolConcurrencyTest {
 
                 PagePoolStats s = pool.stats();
                 if (s.ringPages() != 0 || s.pagesHeld() != 0 || s.inflight() != 0
-                        || allocator.stats().allocatedPages() != 0) {
+                        || allocator.stats().allocatedPages() != 0 || mapper.mappedNow() != 0) {
                     failures.add("iteration " + iterations + ": pages stranded after close: " + s + " / "
-                            + allocator.stats());
+                            + allocator.stats() + " / still mapped: " + mapper.mappedNow());
                 }
                 iterations++;
             }
@@ -282,6 +291,7 @@ class PagePoolConcurrencyTest {
             fail(failures.size() + " failures, first: " + failures.subList(0, Math.min(5, failures.size())));
         }
         assertTrue(iterations >= 20, "iterations: " + iterations);
+        mapper.assertNoViolations();
         allocator.checkConsistency();
         allocator.close();
     }

@@ -185,6 +185,12 @@ final class PagePoolTestSupport {
         volatile int lastSyncPfn = -1;
         volatile int lastSyncOffset = -1;
         volatile int lastSyncLength = -1;
+        /**
+         * Up to this many spin-wait rounds (random) inside syncForDevice, as a real cache flush takes time.
+         * It widens the window between a return's closed check and its cache or ring write, so races
+         * against close() show up in a bounded run.
+         */
+        volatile int syncSpins;
 
         CountingDmaMapper(int totalPages, int blockBytes) {
             this.blockBytes = blockBytes;
@@ -236,6 +242,10 @@ final class PagePoolTestSupport {
 
         @Override
         public void syncForDevice(int pfn, long dmaAddress, int offset, int length) {
+            int spins = syncSpins;
+            for (int i = spins > 0 ? java.util.concurrent.ThreadLocalRandom.current().nextInt(spins) : 0; i > 0; i--) {
+                Thread.onSpinWait();
+            }
             syncs.incrementAndGet();
             syncCount.incrementAndGet(pfn);
             syncedBytes.addAndGet(length);
