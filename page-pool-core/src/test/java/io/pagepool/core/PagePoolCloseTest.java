@@ -1,6 +1,6 @@
 package io.pagepool.core;
 
-import static io.pagepool.core.PagePoolPathsTest.onAnotherThread;
+import static io.pagepool.core.PagePoolTestSupport.onAnotherThread;
 import static io.pagepool.core.PagePoolTestSupport.assertAccounting;
 import static io.pagepool.core.PagePoolTestSupport.assertAllBackAndClose;
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -360,7 +360,7 @@ class PagePoolFragmentTest {
                 }, "frag-releaser-" + t).start();
             }
             start.countDown();
-            CompletableFuture.allOf(done.toArray(new CompletableFuture[0])).get(10, TimeUnit.SECONDS);
+            CompletableFuture.allOf(done.toArray(new CompletableFuture<?>[0])).get(10, TimeUnit.SECONDS);
             for (Frag f : frags) {
                 ledger.released(f);
             }

@@ -75,11 +75,11 @@ class PagePoolMisuseTest {
     @Test
     void doublePutOfAPageInTheRingThrowsAndChangesNothing() throws Exception {
         int pfn = pool.allocPage();
-        PagePoolPathsTest.onAnotherThread(() -> pool.putPage(pfn, -1, false));
+        PagePoolTestSupport.onAnotherThread(() -> pool.putPage(pfn, -1, false));
         assertEquals(1, pool.stats().ringPages());
 
         assertMisuse(IllegalStateException.class, () -> pool.putPage(pfn, -1, false), "pfn " + pfn, "double put");
-        PagePoolPathsTest.onAnotherThread(() -> assertMisuse(IllegalStateException.class,
+        PagePoolTestSupport.onAnotherThread(() -> assertMisuse(IllegalStateException.class,
                 () -> pool.putPage(pfn, -1, true), "pfn " + pfn, "double put"));
         assertEquals(1, pool.stats().ringPages(), "the page is in the ring once");
         assertAccounting(pool);

@@ -7,6 +7,7 @@ import static io.pagepool.core.PagePoolTestSupport.assertAccounting;
 import static io.pagepool.core.PagePoolTestSupport.fill;
 import static io.pagepool.core.PagePoolTestSupport.handedOut;
 import static io.pagepool.core.PagePoolTestSupport.intact;
+import static io.pagepool.core.PagePoolTestSupport.onAnotherThread;
 import static io.pagepool.core.PagePoolTestSupport.returned;
 import static io.pagepool.core.PagePoolTestSupport.uncachedAllocator;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -20,7 +21,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -642,29 +642,5 @@ class PagePoolPathsTest {
         configure.accept(b);
         IllegalArgumentException ex = assertThrows(IllegalArgumentException.class, b::build, setting);
         assertTrue(ex.getMessage().contains(setting), () -> "message should name " + setting + ": " + ex.getMessage());
-    }
-
-    /** Runs {@code body} on a fresh thread and rethrows what it threw (assertion failures included). */
-    static void onAnotherThread(Runnable body) throws Exception {
-        CompletableFuture<Void> f = new CompletableFuture<>();
-        Thread t = new Thread(() -> {
-            try {
-                body.run();
-                f.complete(null);
-            } catch (Throwable e) {
-                f.completeExceptionally(e);
-            }
-        }, "not-the-owner");
-        t.start();
-        try {
-            f.get();
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof Error) {
-                throw (Error) e.getCause();
-            }
-            throw e;
-        } finally {
-            t.join();
-        }
     }
 }

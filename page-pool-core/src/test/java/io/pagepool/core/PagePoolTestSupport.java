@@ -6,7 +6,9 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import java.nio.ByteBuffer;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
@@ -111,6 +113,30 @@ final class PagePoolTestSupport {
     private static byte patternByte(int seed, int i) {
         int x = seed * 0x9E3779B1 + i * 0x85EBCA6B;
         return (byte) (x ^ (x >>> 15) ^ 0x5A);
+    }
+
+    /** Runs {@code body} on a fresh thread and rethrows what it threw (assertion failures included). */
+    static void onAnotherThread(Runnable body) throws Exception {
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        Thread t = new Thread(() -> {
+            try {
+                body.run();
+                f.complete(null);
+            } catch (Throwable e) {
+                f.completeExceptionally(e);
+            }
+        }, "not-the-owner");
+        t.start();
+        try {
+            f.get();
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof Error) {
+                throw (Error) e.getCause();
+            }
+            throw e;
+        } finally {
+            t.join();
+        }
     }
 
     /** The generation bits of a fragment handle (bits 54-62, as PagePool's class comment draws the handle). */
