@@ -1,0 +1,284 @@
+package io.pagepool.core;
+
+import static io.pagepool.core.PagePoolTestSupport.PAGE;
+import static io.pagepool.core.PagePoolTestSupport.assertAccounting;
+import static io.pagepool.core.PagePoolTestSupport.assertAllBackAndClose;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
+
+/**
+ * Misuse of {@link PagePool}: every mistake throws an exception whose message names the pfn and the
+ * mistake, and leaves the pool and the allocator exactly as they were: the counters do not move, legitimate
+ * returns still work, and the accounting identities hold.
+ */
+class PagePoolMisuseTest {
+
+    private PageAllocator allocator;
+    private PagePool pool;
+
+    @BeforeEach
+    void setUp() {
+        allocator = PagePoolTestSupport.allocator(512);
+        pool = PagePool.builder(allocator).build();
+    }
+
+    @AfterEach
+    void everythingStillAddsUp() {
+        if (!allocator.isClosed()) {
+            allocator.checkConsistency();
+        }
+    }
+
+    /**
+     * Runs the mistake, checks the exception's type and that its message contains each fragment, and that
+     * neither the pool's counters nor the allocator's allocated pages changed.
+     */
+    private <T extends RuntimeException> T assertMisuse(Class<T> type, Executable mistake, String... mustContain) {
+        String poolBefore = pool.stats().toString();
+        long allocatedBefore = allocator.stats().allocatedPages();
+        T ex = assertThrows(type, mistake);
+        for (String s : mustContain) {
+            assertTrue(ex.getMessage().contains(s), () -> "message should contain \"" + s + "\": " + ex.getMessage());
+        }
+        assertEquals(poolBefore, pool.stats().toString(), "a rejected call must change nothing");
+        assertEquals(allocatedBefore, allocator.stats().allocatedPages());
+        allocator.checkConsistency();
+        return ex;
+    }
+
+    @Test
+    void doublePutOfAPageInTheCacheThrowsAndChangesNothing() {
+        int pfn = pool.allocPage();
+        int other = pool.allocPage();
+        pool.recycleDirect(pfn);
+
+        assertMisuse(IllegalStateException.class, () -> pool.putPage(pfn, -1, true), "pfn " + pfn, "double put");
+        assertMisuse(IllegalStateException.class, () -> pool.recycleDirect(pfn), "pfn " + pfn, "double put");
+        assertMisuse(IllegalStateException.class, () -> pool.putPage(pfn, -1, false), "pfn " + pfn, "double put");
+        assertAccounting(pool);
+
+        // the page is in the cache once: handed out once, then the cache moves on to other pages
+        assertEquals(pfn, pool.allocPage());
+        assertNotEquals(pfn, pool.allocPage());
+        pool.putPage(other, -1, false);
+        pool.recycleDirect(pfn);
+        assertAccounting(pool);
+    }
+
+    @Test
+    void doublePutOfAPageInTheRingThrowsAndChangesNothing() throws Exception {
+        int pfn = pool.allocPage();
+        PagePoolTestSupport.onAnotherThread(() -> pool.putPage(pfn, -1, false));
+        assertEquals(1, pool.stats().ringPages());
+
+        assertMisuse(IllegalStateException.class, () -> pool.putPage(pfn, -1, false), "pfn " + pfn, "double put");
+        PagePoolTestSupport.onAnotherThread(() -> assertMisuse(IllegalStateException.class,
+                () -> pool.putPage(pfn, -1, true), "pfn " + pfn, "double put"));
+        assertEquals(1, pool.stats().ringPages(), "the page is in the ring once");
+        assertAccounting(pool);
+    }
+
+    @Test
+    void putOfAPageTheAllocatorGaveSomeoneElseThrows() {
+        int foreign = allocator.allocPages(0);
+        pool.allocPage();
+        assertMisuse(IllegalArgumentException.class, () -> pool.putPage(foreign, -1, true), "pfn " + foreign,
+                "does not belong", "in no pool");
+        assertAccounting(pool, 1);
+        allocator.freePages(foreign, 0); // still the caller's page: the allocator takes it back
+        assertAccounting(pool);
+    }
+
+    @Test
+    void putOfAPfnOutOfRangeThrows() {
+        int total = allocator.totalPages();
+        for (int pfn : new int[] {-1, PageAllocator.NO_PAGE, total, total + 1, Integer.MAX_VALUE, Integer.MIN_VALUE}) {
+            assertMisuse(IllegalArgumentException.class, () -> pool.putPage(pfn, -1, true), "pfn " + pfn,
+                    "not a page of the allocator");
+        }
+        assertAccounting(pool);
+    }
+
+    @Test
+    void putOfAPageOfAnotherPoolThrowsAndLeavesBothPoolsIntact() {
+        PagePool other = PagePool.builder(allocator).build();
+        int theirs = other.allocPage();
+        int mine = pool.allocPage();
+        String otherBefore = other.stats().toString();
+
+        assertMisuse(IllegalArgumentException.class, () -> pool.putPage(theirs, -1, true), "pfn " + theirs,
+                "does not belong", "belongs to PagePool#");
+        assertEquals(otherBefore, other.stats().toString());
+
+        other.putPage(theirs, -1, true); // the right pool still takes it
+        pool.putPage(mine, -1, true);
+        assertEquals(0, other.inflight());
+        assertEquals(0, pool.inflight());
+        other.close();
+        pool.close();
+        assertAllBackAndClose(pool);
+    }
+
+    @Test
+    void putPageOfAFragmentedPageThrows() {
+        long frag = pool.allocFrag(100);
+        int pfn = PagePool.fragPfn(frag);
+        assertMisuse(IllegalArgumentException.class, () -> pool.putPage(pfn, -1, true), "pfn " + pfn,
+                "carved into fragments");
+        assertMisuse(IllegalArgumentException.class, () -> pool.recycleDirect(pfn), "pfn " + pfn, "fragments");
+        pool.putFrag(frag, true); // the fragment still goes back normally
+        pool.close();
+        assertAllBackAndClose(pool);
+    }
+
+    @Test
+    void fragmentReleasedTwiceThrowsWhileItsPageIsStillCarved() {
+        long a = pool.allocFrag(100);
+        long b = pool.allocFrag(100);
+        pool.allocFrag(4000); // retires the page of a and b
+        int pfn = PagePool.fragPfn(a);
+        pool.putFrag(a, true);
+
+        assertMisuse(IllegalStateException.class, () -> pool.putFrag(a, true), "pfn " + pfn, "released twice");
+        assertMisuse(IllegalStateException.class, () -> pool.putFrag(a, false), "pfn " + pfn, "released twice");
+        assertEquals(2, pool.inflight(), "b still holds its page");
+
+        pool.putFrag(b, false); // the real last fragment: the page goes back exactly once
+        PagePoolStats s = pool.stats();
+        assertEquals(1, s.recycleRing(), s::toString);
+        assertEquals(1, s.inflight(), s::toString);
+        assertAccounting(pool);
+    }
+
+    @Test
+    void fragmentReleasedTwiceAfterItsPageWasRecycledIsAStaleHandle() {
+        long a = pool.allocFrag(4096);
+        pool.allocFrag(64); // retires a's page
+        int pfn = PagePool.fragPfn(a);
+        pool.putFrag(a, false); // last fragment: the page goes to the ring
+
+        assertMisuse(IllegalStateException.class, () -> pool.putFrag(a, false), "pfn " + pfn, "stale");
+        assertAccounting(pool);
+    }
+
+    @Test
+    void staleHandleAfterThePageWasRecycledAndCarvedAgainThrowsWithoutReleasingTheNewFragment() {
+        long old = pool.allocFrag(2048);
+        long old2 = pool.allocFrag(2048);
+        int pfn = PagePool.fragPfn(old);
+        pool.putFrag(old, true);
+        pool.putFrag(old2, true);
+        long fresh = pool.allocFrag(2048); // retires the page (all back): it is recycled and carved again
+        assertEquals(pfn, PagePool.fragPfn(fresh));
+        assertEquals(PagePool.fragOffset(old), PagePool.fragOffset(fresh), "same pfn, same offset, new generation");
+        assertNotEquals(old, fresh);
+
+        assertMisuse(IllegalStateException.class, () -> pool.putFrag(old, true), "pfn " + pfn, "stale handle");
+        assertMisuse(IllegalStateException.class, () -> pool.putFrag(old2, true), "pfn " + pfn, "stale handle");
+
+        // the new fragment is intact: releasing it works, once
+        pool.putFrag(fresh, true);
+        assertMisuse(IllegalStateException.class, () -> pool.putFrag(fresh, true), "pfn " + pfn, "released twice");
+        pool.close();
+        assertAllBackAndClose(pool);
+    }
+
+    @Test
+    void staleHandleOfAPageNowHandedOutWholeThrows() {
+        long a = pool.allocFrag(4096);
+        pool.allocFrag(64);
+        int pfn = PagePool.fragPfn(a);
+        pool.putFrag(a, true); // back into the cache
+        assertEquals(pfn, pool.allocPage(), "the same page, now handed out whole");
+        assertMisuse(IllegalStateException.class, () -> pool.putFrag(a, true), "pfn " + pfn, "stale handle");
+        pool.recycleDirect(pfn);
+        assertAccounting(pool);
+    }
+
+    @Test
+    void forgedHandlesThrow() {
+        long a = pool.allocFrag(100); // [0, 128)
+        long b = pool.allocFrag(100); // [128, 256)
+        int pfn = PagePool.fragPfn(a);
+        long slotMask = (1L << 24) - 1;
+
+        long inside = (a & ~slotMask) | 1; // offset 64: inside a, not a fragment start
+        assertMisuse(IllegalArgumentException.class, () -> pool.putFrag(inside, true), "pfn " + pfn, "offset 64",
+                "no fragment");
+        long notYetCarved = (a & ~slotMask) | 10; // offset 640: past the carving point
+        assertMisuse(IllegalArgumentException.class, () -> pool.putFrag(notYetCarved, true), "pfn " + pfn,
+                "no fragment");
+        long pastTheBlock = (a & ~slotMask) | (PAGE / 64); // offset 4096
+        assertMisuse(IllegalArgumentException.class, () -> pool.putFrag(pastTheBlock, true), "pfn " + pfn,
+                "outside the block");
+        assertMisuse(IllegalArgumentException.class, () -> pool.putFrag(PagePool.NO_FRAG, true),
+                "not a fragment handle");
+        assertMisuse(IllegalArgumentException.class, () -> pool.putFrag(Long.MIN_VALUE, true),
+                "not a fragment handle");
+        long outOfRange = (long) allocator.totalPages() << 24;
+        assertMisuse(IllegalArgumentException.class, () -> pool.putFrag(outOfRange, true),
+                "pfn " + allocator.totalPages(), "not a fragment handle");
+        int wholePage = pool.allocPage();
+        long wholeAsFrag = (a & ~(((1L << 30) - 1) << 24)) | ((long) wholePage << 24);
+        assertMisuse(IllegalStateException.class, () -> pool.putFrag(wholeAsFrag, true), "pfn " + wholePage);
+
+        PagePool other = PagePool.builder(allocator).build();
+        long theirs = other.allocFrag(100);
+        assertMisuse(IllegalArgumentException.class, () -> pool.putFrag(theirs, true),
+                "pfn " + PagePool.fragPfn(theirs), "does not belong");
+        other.putFrag(theirs, true);
+        other.close();
+
+        int foreign = allocator.allocPages(0);
+        long foreignHandle = (long) foreign << 24;
+        assertMisuse(IllegalArgumentException.class, () -> pool.putFrag(foreignHandle, true), "pfn " + foreign,
+                "does not belong");
+        allocator.freePages(foreign, 0);
+
+        // nothing was released by the forgeries: both real fragments go back once each
+        pool.putFrag(a, true);
+        pool.putFrag(b, true);
+        pool.recycleDirect(wholePage);
+        pool.close();
+        assertAllBackAndClose(pool);
+    }
+
+    @Test
+    void putAfterCloseOfAPageAlreadyReturnedThrows() {
+        int returnedBefore = pool.allocPage();
+        int returnedAfter = pool.allocPage();
+        int stillOut = pool.allocPage();
+        pool.recycleDirect(returnedBefore);
+        pool.close();
+        pool.putPage(returnedAfter, -1, true);
+
+        // both pages are back in the allocator: a second put must not free them again
+        assertMisuse(IllegalArgumentException.class, () -> pool.putPage(returnedBefore, -1, true),
+                "pfn " + returnedBefore, "in no pool");
+        assertMisuse(IllegalArgumentException.class, () -> pool.putPage(returnedAfter, -1, false),
+                "pfn " + returnedAfter, "in no pool");
+        assertEquals(1, pool.inflight());
+        pool.putPage(stillOut, -1, false); // the legitimate late return still works
+        assertAllBackAndClose(pool);
+    }
+
+    @Test
+    void fragmentReleasedTwiceAfterCloseThrows() {
+        long a = pool.allocFrag(100);
+        long b = pool.allocFrag(100);
+        int pfn = PagePool.fragPfn(a);
+        pool.close();
+        pool.putFrag(a, false);
+        assertMisuse(IllegalStateException.class, () -> pool.putFrag(a, false), "pfn " + pfn, "released twice");
+        pool.putFrag(b, true); // the last fragment: the page goes back to the allocator
+        assertMisuse(RuntimeException.class, () -> pool.putFrag(b, true), "pfn " + pfn);
+        assertAllBackAndClose(pool);
+    }
+}
