@@ -74,8 +74,8 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * caught, which is why fragments carry a generation.
  *
  * <h2>Thread safety</h2>
- * {@link #allocPage()} and {@link #allocFrag(int)}: the owner thread only (others get
- * {@link IllegalStateException}). {@link #putPage}, {@link #recycleDirect}, {@link #putFrag},
+ * {@link #allocPage()}, {@link #allocFrag(int)} and {@link #trim()}: the owner thread only (others
+ * get {@link IllegalStateException}). {@link #putPage}, {@link #recycleDirect}, {@link #putFrag},
  * {@link #stats()}, {@link #inflight()}, {@link #dmaAddress} and {@link #awaitInflight}: any thread.
  * {@link #close()}: the owner thread, or any thread once the owner has stopped using the pool, that is
  * allocating from it and recycling into it directly (for a Netty event loop: after it terminated),
@@ -611,6 +611,34 @@ public final class PagePool implements AutoCloseable {
     }
 
     // ------------------------------------------------------------------ lifecycle
+
+    /**
+     * Gives every page parked in the cache and the recycle ring back to the allocator (unmapped),
+     * for an owner that goes idle or wants to return memory; pages in flight and the current
+     * fragment page are untouched, and the pool refills from the allocator on its next allocation.
+     * Owner thread only.
+     *
+     * @return the number of pages released
+     * @throws IllegalStateException off the owner thread, or after {@link #close()}
+     */
+    public int trim() {
+        if (Thread.currentThread() != owner || closed) {
+            throw notOwnerOrClosed("trim()");
+        }
+        int released = 0;
+        for (int i = 0; i < cacheCount; i++) {
+            release(cache[i]);
+            released++;
+        }
+        cacheCount = 0;
+        Integer box;
+        while ((box = ring.relaxedPoll()) != null) {
+            ringTaken++;
+            release(box);
+            released++;
+        }
+        return released;
+    }
 
     /**
      * Closes the pool: the cache, the ring and the current fragment page (once its fragments are
