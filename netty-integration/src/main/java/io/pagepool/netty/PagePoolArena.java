@@ -27,7 +27,7 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * bit that catches double release, and the page's fragment count). A buffer released on its owner
  * thread instead pushes its fragment handle onto a plain per-class stack, and the next buffer of
  * that class reuses it: a same-thread allocate/release pair costs no atomic operation besides
- * Netty's own reference count. The stacks are bounded ({@code fragmentCacheBytes} per class); past
+ * Netty's own reference count. The stacks are bounded ({@code fragmentCacheSize} handles per class); past
  * that, fragments go back to the pool.
  *
  * <h2>Buffer objects</h2>
@@ -41,12 +41,13 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * {@link #releaseFrag}, {@link #releasePage} and {@link #recycleObject} from any thread;
  * {@link #close()} on the owner thread or after it ended.
  */
-final class PagePoolArena implements ThreadOwnedSlots.Owned {
+final class PagePoolArena extends ThreadOwnedSlots.Owned {
 
     static final int MIN_FRAG_SIZE = 64;
     private static final int MIN_FRAG_SHIFT = 6;
 
     final PagePoolByteBufAllocator parent;
+    /** Same as {@link #owner()}, read directly on every release. */
     final Thread owner;
     final PagePool pool;
     private final PageAllocator pages;
@@ -63,12 +64,19 @@ final class PagePoolArena implements ThreadOwnedSlots.Owned {
     private final MpscAtomicArrayQueue<PagePoolByteBuf> returnedObjects;
     private volatile boolean closed;
 
-    // Owner-thread counters, read racily by metrics.
-    long buffersAllocated;
-    long fragCacheHits;
+    // Owner-thread counters, read racily by metrics. The fast path bumps only one.
+    /** Buffers served by the fast path: a fragment-cache hit. */
+    long fastAllocations;
+    /** Buffers served by {@link #newBufferSlow}. */
+    long slowAllocations;
+    /** Fragment-cache hits outside the fast path (a buffer growing into a cached fragment). */
+    long otherFragCacheHits;
+    private final int regionMask;
+    private final int pageShift;
 
-    PagePoolArena(PagePoolByteBufAllocator parent, Thread owner, PagePool pool, int maxFragSize, int fragmentCacheBytes,
+    PagePoolArena(PagePoolByteBufAllocator parent, Thread owner, PagePool pool, int maxFragSize, int fragmentCacheSize,
             int objectCacheSize) {
+        super(owner);
         this.parent = parent;
         this.owner = owner;
         this.pool = pool;
@@ -76,6 +84,8 @@ final class PagePoolArena implements ThreadOwnedSlots.Owned {
         this.pageSize = pages.pageSize();
         this.maxFragSize = maxFragSize;
         this.regionShift = Integer.numberOfTrailingZeros(pages.regionPages());
+        this.regionMask = pages.regionPages() - 1;
+        this.pageShift = Integer.numberOfTrailingZeros(pageSize);
         int regions = (pages.totalPages() + pages.regionPages() - 1) >>> regionShift;
         this.regionBuffers = new ByteBuffer[regions];
         this.regionAddresses = new long[regions];
@@ -83,15 +93,10 @@ final class PagePoolArena implements ThreadOwnedSlots.Owned {
         this.fragCache = new long[classes][];
         this.fragCacheCount = new int[classes];
         for (int c = 0; c < classes; c++) {
-            fragCache[c] = new long[Math.max(8, Math.min(1024, fragmentCacheBytes >>> (MIN_FRAG_SHIFT + c)))];
+            fragCache[c] = new long[fragmentCacheSize];
         }
         this.objects = new PagePoolByteBuf[objectCacheSize];
         this.returnedObjects = new MpscAtomicArrayQueue<>(Math.max(2, objectCacheSize));
-    }
-
-    @Override
-    public Thread owner() {
-        return owner;
     }
 
     /** Size class of a fragment request: 0 for up to 64 bytes, 1 for up to 128, ... */
@@ -112,14 +117,16 @@ final class PagePoolArena implements ThreadOwnedSlots.Owned {
     PagePoolByteBuf newBuffer(int initialCapacity, int maxCapacity) {
         PagePoolByteBuf buf = takeObject();
         buf.reuse(maxCapacity);
-        buffersAllocated++;
         if (initialCapacity <= maxFragSize) {
             int sizeClass = sizeClass(initialCapacity);
             int n = fragCacheCount[sizeClass];
             if (n > 0) {
                 fragCacheCount[sizeClass] = n - 1;
-                fragCacheHits++;
-                bindFrag(buf, fragCache[sizeClass][n - 1], sizeClass, initialCapacity);
+                long handle = fragCache[sizeClass][n - 1];
+                if (!buf.rebindSameFrag(this, handle, initialCapacity)) {
+                    bindFrag(buf, handle, sizeClass, initialCapacity);
+                }
+                fastAllocations++;
                 return buf;
             }
         }
@@ -130,20 +137,26 @@ final class PagePoolArena implements ThreadOwnedSlots.Owned {
         try {
             bind(buf, initialCapacity);
         } catch (RuntimeException | Error e) {
-            buffersAllocated--;
             recycleObject(buf);
             throw e;
         }
+        slowAllocations++;
         return buf;
+    }
+
+    long buffersAllocated() {
+        return fastAllocations + slowAllocations;
+    }
+
+    long fragCacheHits() {
+        return fastAllocations + otherFragCacheHits;
     }
 
     private PagePoolByteBuf takeObject() {
         int n = objectCount;
         if (n > 0) {
-            PagePoolByteBuf buf = objects[--n];
-            objects[n] = null;
-            objectCount = n;
-            return buf;
+            objectCount = n - 1;
+            return objects[n - 1]; // the slot keeps a stale reference until overwritten: harmless
         }
         return takeObjectSlow();
     }
@@ -176,7 +189,7 @@ final class PagePoolArena implements ThreadOwnedSlots.Owned {
             int pfn = pool.allocPage();
             if (pfn != PageAllocator.NO_PAGE) {
                 ByteBuffer region = regionBuffer(pfn);
-                buf.bindPage(this, pfn, region, pages.regionOffset(pfn), pageAddress(pfn, 0), capacity, pageSize);
+                buf.bindPage(this, pfn, region, regionOffset(pfn), pageAddress(pfn, 0), capacity, pageSize);
                 return;
             }
         } else if (parent.bindBlock(buf, capacity)) {
@@ -189,7 +202,7 @@ final class PagePoolArena implements ThreadOwnedSlots.Owned {
         int pfn = PagePool.fragPfn(handle);
         int offset = PagePool.fragOffset(handle);
         ByteBuffer region = regionBuffer(pfn);
-        buf.bindFrag(this, handle, sizeClass, classSize(sizeClass), region, pages.regionOffset(pfn) + offset,
+        buf.bindFrag(this, handle, sizeClass, classSize(sizeClass), region, regionOffset(pfn) + offset,
                 pageAddress(pfn, offset), capacity);
     }
 
@@ -199,7 +212,7 @@ final class PagePoolArena implements ThreadOwnedSlots.Owned {
             return PagePool.NO_FRAG;
         }
         fragCacheCount[sizeClass] = n - 1;
-        fragCacheHits++;
+        otherFragCacheHits++;
         return fragCache[sizeClass][n - 1];
     }
 
@@ -212,7 +225,7 @@ final class PagePoolArena implements ThreadOwnedSlots.Owned {
         int region = pfn >>> regionShift;
         ByteBuffer buffer = pages.regionBuffer(pfn);
         long address = pages.address(pfn);
-        regionAddresses[region] = address == 0 ? 0 : address - pages.regionOffset(pfn);
+        regionAddresses[region] = address == 0 ? 0 : address - regionOffset(pfn);
         regionBuffers[region] = buffer;
         return buffer;
     }
@@ -220,7 +233,12 @@ final class PagePoolArena implements ThreadOwnedSlots.Owned {
     /** Native address of byte {@code offset} of page {@code pfn}, or 0; after {@link #regionBuffer} for that pfn. */
     private long pageAddress(int pfn, int offset) {
         long regionAddress = regionAddresses[pfn >>> regionShift];
-        return regionAddress == 0 ? 0 : regionAddress + pages.regionOffset(pfn) + offset;
+        return regionAddress == 0 ? 0 : regionAddress + regionOffset(pfn) + offset;
+    }
+
+    /** {@link PageAllocator#regionOffset(int)} without its open check: the arena only sees pfns it holds. */
+    private int regionOffset(int pfn) {
+        return (pfn & regionMask) << pageShift;
     }
 
     // ------------------------------------------------------------------ any thread

@@ -83,10 +83,25 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
     /** Prepares a recycled or new object for use: reference count 1, indexes and marks 0. */
     void reuse(int maxCapacity) {
         resetRefCnt();
-        maxCapacity(maxCapacity);
+        if (maxCapacity() != maxCapacity) {
+            maxCapacity(maxCapacity);
+        }
         clear();
         markReaderIndex();
         markWriterIndex();
+    }
+
+    /**
+     * True if this object's last binding was fragment {@code handle} of {@code arena}: then only the
+     * capacity changes. The arena's fragment cache and object stack are both LIFO, so a recycled
+     * object usually gets back the fragment it last held, and binding costs one store.
+     */
+    boolean rebindSameFrag(PagePoolArena arena, long handle, int capacity) {
+        if (fragHandle == handle && kind == FRAG && memArena == arena) {
+            length = capacity;
+            return true;
+        }
+        return false;
     }
 
     void bindFrag(PagePoolArena arena, long handle, int sizeClass, int classSize, ByteBuffer memory, int base,
@@ -166,16 +181,15 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
     protected void deallocate() {
         PagePoolArena arena = memArena;
         if (kind == FRAG && arena == home && arena.recycleFragLocally(this, fragHandle, fragClass)) {
-            memory = null;
-            return;
+            return; // the binding stays, for rebindSameFrag; use after release fails in ensureAccessible
         }
         deallocateSlow();
     }
 
     private void deallocateSlow() {
         releaseBinding(kind, memArena, fragHandle, fragClass, pfn, order, fallback);
-        memory = null;
         fallback = null;
+        fragHandle = PagePool.NO_FRAG; // the memory is no longer this object's: never rebind to it
         if (home != null) {
             home.recycleObject(this);
         }

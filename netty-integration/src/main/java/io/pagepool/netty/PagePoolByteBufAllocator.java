@@ -80,7 +80,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
     private final boolean ownsPages;
     private final int pageSize;
     private final int maxFragmentSize;
-    private final int fragmentCacheBytes;
+    private final int fragmentCacheSize;
     private final int objectCacheSize;
     private final int poolCacheSize;
     private final int poolRefillBatch;
@@ -121,7 +121,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
                 : b.pageAllocator;
         this.pageSize = pages.pageSize();
         this.maxFragmentSize = b.maxFragmentSize > 0 ? b.maxFragmentSize : pageSize / 2;
-        this.fragmentCacheBytes = b.fragmentCacheBytes;
+        this.fragmentCacheSize = b.fragmentCacheSize;
         this.objectCacheSize = b.objectCacheSize;
         this.poolCacheSize = b.poolCacheSize;
         this.poolRefillBatch = b.poolRefillBatch;
@@ -187,7 +187,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         }
         PagePool pool = PagePool.builder(pages).owner(thread).cacheSize(poolCacheSize).refillBatch(poolRefillBatch)
                 .ringSize(poolRingSize).build();
-        PagePoolArena arena = new PagePoolArena(this, thread, pool, maxFragmentSize, fragmentCacheBytes, objectCacheSize);
+        PagePoolArena arena = new PagePoolArena(this, thread, pool, maxFragmentSize, fragmentCacheSize, objectCacheSize);
         synchronized (registry) {
             reapEndedLocked();
             registry.add(arena);
@@ -382,7 +382,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         private CpuCacheMode cpuCacheMode = CpuCacheMode.PER_THREAD;
         private boolean preTouch;
         private int maxFragmentSize = -1;
-        private int fragmentCacheBytes = 64 << 10;
+        private int fragmentCacheSize = 128;
         private int objectCacheSize = 1024;
         private int poolCacheSize = PagePool.DEFAULT_CACHE_SIZE;
         private int poolRefillBatch = PagePool.DEFAULT_REFILL_BATCH;
@@ -442,9 +442,13 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             return this;
         }
 
-        /** Bytes of released fragments each arena keeps per size class for reuse. Default 64 KiB. */
-        public Builder fragmentCacheBytes(int bytes) {
-            this.fragmentCacheBytes = bytes;
+        /**
+         * Released fragments each arena keeps per size class for reuse by the next buffer of that
+         * class: 128 by default, like the page pool's cache (at most about half a MiB per arena over
+         * all classes with 4 KiB pages). 0 sends every release straight back to the pool.
+         */
+        public Builder fragmentCacheSize(int fragments) {
+            this.fragmentCacheSize = fragments;
             return this;
         }
 
@@ -502,8 +506,8 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
                 throw new IllegalArgumentException("maxFragmentSize " + maxFragmentSize
                         + " must be a power of two between 64 and half a page (" + page / 2 + ")");
             }
-            if (fragmentCacheBytes < 0) {
-                throw new IllegalArgumentException("fragmentCacheBytes " + fragmentCacheBytes + " must be >= 0");
+            if (fragmentCacheSize < 0) {
+                throw new IllegalArgumentException("fragmentCacheSize " + fragmentCacheSize + " must be >= 0");
             }
             if (objectCacheSize < 0) {
                 throw new IllegalArgumentException("objectCacheSize " + objectCacheSize + " must be >= 0");

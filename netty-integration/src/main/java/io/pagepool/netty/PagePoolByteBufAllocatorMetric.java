@@ -103,8 +103,8 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
             this.poolStats = arena.pool.stats();
             this.cachedFragments = arena.cachedFragments();
             this.pooledObjects = arena.pooledObjects();
-            this.buffersAllocated = arena.buffersAllocated;
-            this.fragmentCacheHits = arena.fragCacheHits;
+            this.buffersAllocated = arena.buffersAllocated();
+            this.fragmentCacheHits = arena.fragCacheHits();
         }
 
         /** Name of the thread that owns the arena (an event loop, typically). */

@@ -34,14 +34,12 @@ package io.pagepool.core;
  * after the owner ended, by the reaper); a magazine only under its lock. Methods that touch the
  * zone take the zone lock themselves; callers must not hold it.
  */
-class CpuPageLists implements ThreadOwnedSlots.Owned {
+class CpuPageLists extends ThreadOwnedSlots.Owned {
 
     /** Highest order kept on per-CPU lists, as the kernel's PAGE_ALLOC_COSTLY_ORDER. */
     static final int TOP_ORDER = 3;
 
     final BuddyZone zone;
-    /** The thread that owns a per-thread set; null for a magazine. */
-    private final Thread owner;
     final int high;
     final int batch;
     final int topOrder;
@@ -52,9 +50,10 @@ class CpuPageLists implements ThreadOwnedSlots.Owned {
     int count;
     final AllocCounters counters = new AllocCounters();
 
+    /** @param owner the thread that owns a per-thread set; null for a magazine */
     CpuPageLists(BuddyZone zone, Thread owner, int high, int batch) {
+        super(owner);
         this.zone = zone;
-        this.owner = owner;
         this.high = high;
         this.batch = batch;
         this.topOrder = Math.min(TOP_ORDER, zone.maxOrder);
@@ -65,11 +64,6 @@ class CpuPageLists implements ThreadOwnedSlots.Owned {
             // Worst case for one list: count just above high, then a refill of batch pages.
             lists[o] = new int[((high + batch) >> o) + 2];
         }
-    }
-
-    @Override
-    public final Thread owner() {
-        return owner;
     }
 
     /** Blocks moved per refill for this order. */

@@ -2,20 +2,13 @@ package io.pagepool.perf;
 
 import io.pagepool.core.CpuCacheMode;
 import io.pagepool.core.PageAllocator;
-import java.util.concurrent.TimeUnit;
-import org.openjdk.jmh.annotations.BenchmarkMode;
-import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
-import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
-import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Threads;
-import org.openjdk.jmh.annotations.Warmup;
 import org.openjdk.jmh.infra.BenchmarkParams;
 
 /**
@@ -23,7 +16,7 @@ import org.openjdk.jmh.infra.BenchmarkParams;
  * the one {@link PageAllocator} all benchmark threads of a trial work against.
  *
  * <h2>Settings</h2>
- * The annotations below are the defaults for a plain JMH run
+ * {@link BenchmarkDefaults} holds the defaults for a plain JMH run
  * ({@code java -jar benchmarks.jar PageAllocBulk}). {@code seed-table} overrides the iteration
  * counts and times per profile ({@code --quick}, default, {@code --full}) and sets the thread
  * count; see {@link SeedTableCommand}.
@@ -49,13 +42,8 @@ import org.openjdk.jmh.infra.BenchmarkParams;
  * {@link Scope#Thread} states.
  */
 @State(Scope.Benchmark)
-@BenchmarkMode(Mode.AverageTime)
-@OutputTimeUnit(TimeUnit.NANOSECONDS)
-@Warmup(iterations = 3, time = 1, timeUnit = TimeUnit.SECONDS)
-@Measurement(iterations = 5, time = 1, timeUnit = TimeUnit.SECONDS)
-@Fork(value = 1, jvmArgsAppend = {"-Xms512m", "-Xmx512m", "-XX:MaxDirectMemorySize=1g"})
 @Threads(1)
-public abstract class AllocatorBenchmarkBase {
+public abstract class AllocatorBenchmarkBase extends BenchmarkDefaults {
 
     /** Smallest capacity: 16,384 pages, where the default {@code batch} (pages / 256) reaches its cap of 64. */
     public static final long MIN_CAPACITY_BYTES = 64L << 20;
