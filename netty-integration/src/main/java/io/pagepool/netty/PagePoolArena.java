@@ -30,15 +30,25 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * Netty's own reference count. The stacks are bounded ({@code fragmentCacheSize} handles per class); past
  * that, fragments go back to the pool.
  *
+ * <h2>Buffers released on other threads: a remote-free queue</h2>
+ * A buffer released on a thread other than its arena's owner does not touch the pool's shared
+ * fragment counters (which the owner is writing as it carves, so every release would move their
+ * cache lines between cores). It is offered, object and memory binding together, to a bounded
+ * multi-producer queue; the owner drains the queue when its object stack or a fragment class runs
+ * dry and returns the memory with plain operations. A cross-thread release thus costs Netty's
+ * reference-count CAS and one queue offer. Memory waits in the queue until the owner drains it
+ * (at most {@code objectCacheSize} buffers); if the queue is full, or the arena closed, the
+ * releasing thread returns the memory itself through the pool's thread-safe paths.
+ *
  * <h2>Buffer objects</h2>
- * Recycled through a plain stack on the owner thread; objects released on other threads come back
- * through a bounded multi-producer queue the owner drains when its stack runs dry (if the queue is
- * full, the object is left to the garbage collector). Netty's {@code Recycler} is not used: it
+ * Recycled through a plain stack on the owner thread, and through the same queue from other
+ * threads (if the stack is full, an object is left to the garbage collector). Netty's {@code Recycler} is not used: it
  * only pools objects on {@code FastThreadLocalThread}s and by default keeps one new object in
  * eight, so plain threads would allocate a buffer object per call.
  *
  * <p>Thread safety: {@link #newBuffer} and {@link #bind} on the owner thread only;
- * {@link #releaseFrag}, {@link #releasePage} and {@link #recycleObject} from any thread;
+ * {@link #returnFromOtherThread}, {@link #releaseFrag}, {@link #releasePage} and
+ * {@link #recycleObject} from any thread;
  * {@link #close()} on the owner thread or after it ended.
  */
 final class PagePoolArena extends ThreadOwnedSlots.Owned {
@@ -63,6 +73,8 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     private int objectCount;
     private final MpscAtomicArrayQueue<PagePoolByteBuf> returnedObjects;
     private volatile boolean closed;
+    /** Serializes close with late drains of {@link #returnedObjects} (the queue has one consumer at a time). */
+    private final Object closeLock = new Object();
 
     // Owner-thread counters, read racily by metrics. The fast path bumps only one.
     /** Buffers served by the fast path: a fragment-cache hit. */
@@ -134,6 +146,9 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     }
 
     private PagePoolByteBuf newBufferSlow(PagePoolByteBuf buf, int initialCapacity) {
+        if (!returnedObjects.isEmpty()) {
+            drainReturned(); // buffers released on other threads may have brought memory back
+        }
         try {
             bind(buf, initialCapacity);
         } catch (RuntimeException | Error e) {
@@ -162,15 +177,36 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     }
 
     private PagePoolByteBuf takeObjectSlow() {
-        PagePoolByteBuf buf = returnedObjects.relaxedPoll();
-        if (buf == null) {
-            return new PagePoolByteBuf(parent, this);
+        drainReturned();
+        int n = objectCount;
+        if (n > 0) {
+            objectCount = n - 1;
+            return objects[n - 1];
         }
-        PagePoolByteBuf more;
-        while (objectCount < objects.length && (more = returnedObjects.relaxedPoll()) != null) {
-            objects[objectCount++] = more;
+        return new PagePoolByteBuf(parent, this);
+    }
+
+    /**
+     * Owner thread: takes back every buffer released on other threads, returning the memory each
+     * brought (fragment handle to the class cache, page to the pool's cache) and keeping the object.
+     */
+    private void drainReturned() {
+        PagePoolByteBuf buf;
+        while ((buf = returnedObjects.relaxedPoll()) != null) {
+            releaseReturnedMemory(buf);
+            if (objectCount < objects.length) {
+                objects[objectCount++] = buf;
+            }
         }
-        return buf;
+    }
+
+    private void releaseReturnedMemory(PagePoolByteBuf buf) {
+        byte kind = buf.kind();
+        if (kind == PagePoolByteBuf.FRAG) {
+            releaseFrag(buf.fragHandle(), buf.fragClass());
+        } else if (kind == PagePoolByteBuf.PAGE) {
+            releasePage(buf.boundPfn());
+        }
     }
 
     /** Binds {@code capacity} bytes of memory from this arena (or the allocator) to {@code buf}. */
@@ -265,6 +301,30 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         return true;
     }
 
+    /**
+     * A buffer whose memory belongs to this arena is released on another thread: queue the whole
+     * object for the owner. False (nothing done) on the owner thread, after close, or when the queue
+     * is full; the caller then returns the memory itself.
+     */
+    boolean returnFromOtherThread(PagePoolByteBuf buf) {
+        if (Thread.currentThread() == owner || closed || !returnedObjects.offer(buf)) {
+            return false;
+        }
+        if (closed) {
+            drainReturnedAfterClose(); // close may have drained the queue before this offer landed
+        }
+        return true;
+    }
+
+    private void drainReturnedAfterClose() {
+        synchronized (closeLock) {
+            PagePoolByteBuf buf;
+            while ((buf = returnedObjects.poll()) != null) {
+                releaseReturnedMemory(buf); // closed: thread-safe paths into the closed pool
+            }
+        }
+    }
+
     /** A fragment comes back: into the owner's handle cache, else to the pool. */
     void releaseFrag(long handle, int sizeClass) {
         if (Thread.currentThread() == owner && !closed) {
@@ -286,7 +346,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         pool.putPage(pfn, 0, Thread.currentThread() == owner);
     }
 
-    /** A buffer object comes back: onto the owner's stack, or into the queue the owner drains. */
+    /** A buffer object without memory comes back: onto the owner's stack, or into the queue the owner drains. */
     void recycleObject(PagePoolByteBuf buf) {
         if (closed) {
             return;
@@ -311,23 +371,28 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
      * still out return their memory to the allocator when released. Owner thread, or after it ended.
      */
     void close() {
-        if (closed) {
-            return;
-        }
-        closed = true;
-        for (int c = 0; c < fragCache.length; c++) {
-            long[] cache = fragCache[c];
-            for (int i = 0, n = fragCacheCount[c]; i < n; i++) {
-                pool.putFrag(cache[i], false);
+        synchronized (closeLock) {
+            if (closed) {
+                return;
             }
-            fragCacheCount[c] = 0;
+            closed = true;
+            PagePoolByteBuf buf;
+            while ((buf = returnedObjects.poll()) != null) {
+                releaseReturnedMemory(buf);
+            }
+            for (int c = 0; c < fragCache.length; c++) {
+                long[] cache = fragCache[c];
+                for (int i = 0, n = fragCacheCount[c]; i < n; i++) {
+                    pool.putFrag(cache[i], false);
+                }
+                fragCacheCount[c] = 0;
+            }
+            pool.close();
+            for (int i = 0; i < objectCount; i++) {
+                objects[i] = null;
+            }
+            objectCount = 0;
         }
-        pool.close();
-        for (int i = 0; i < objectCount; i++) {
-            objects[i] = null;
-        }
-        objectCount = 0;
-        returnedObjects.clear();
     }
 
     /** Fragment handles parked in the per-class caches (racy while the owner runs). */

@@ -43,6 +43,8 @@ import java.nio.channels.ScatteringByteChannel;
  */
 final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
 
+    /** No memory bound: it was returned by the thread that released the buffer. */
+    static final byte NONE = 0;
     static final byte FRAG = 1;
     static final byte PAGE = 2;
     static final byte BLOCK = 3;
@@ -153,6 +155,18 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
         return kind;
     }
 
+    long fragHandle() {
+        return fragHandle;
+    }
+
+    int fragClass() {
+        return fragClass;
+    }
+
+    int boundPfn() {
+        return pfn;
+    }
+
     int backingSize() {
         return backingSize;
     }
@@ -177,17 +191,31 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
         }
     }
 
+    /**
+     * The last reference is gone. Memory of the home arena's pool goes back with the object: on the
+     * owner thread straight into its caches, on any other thread through the owner's queue of
+     * returned objects (one offer; the owner returns the memory with plain operations when it drains
+     * the queue). Anything else is returned here, thread-safely, and the object follows on its own.
+     * A binding returned with the object stays in the object's fields (use after release still fails
+     * in {@code ensureAccessible}), so the owner can rebind it for free.
+     */
     @Override
     protected void deallocate() {
-        PagePoolArena arena = memArena;
-        if (kind == FRAG && arena == home && arena.recycleFragLocally(this, fragHandle, fragClass)) {
-            return; // the binding stays, for rebindSameFrag; use after release fails in ensureAccessible
+        PagePoolArena arena = home;
+        if (arena != null && memArena == arena) {
+            if (kind == FRAG && arena.recycleFragLocally(this, fragHandle, fragClass)) {
+                return;
+            }
+            if ((kind == FRAG || kind == PAGE) && arena.returnFromOtherThread(this)) {
+                return;
+            }
         }
         deallocateSlow();
     }
 
     private void deallocateSlow() {
         releaseBinding(kind, memArena, fragHandle, fragClass, pfn, order, fallback);
+        kind = NONE;
         fallback = null;
         fragHandle = PagePool.NO_FRAG; // the memory is no longer this object's: never rebind to it
         if (home != null) {
