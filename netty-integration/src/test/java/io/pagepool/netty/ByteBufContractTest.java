@@ -111,6 +111,11 @@ abstract class ByteBufContractTest {
         return true;
     }
 
+    /** False if the reference's getBytes(int, OutputStream, int) is known to skip its range check. */
+    boolean checksStreamBounds() {
+        return true;
+    }
+
     /** Called once every buffer of the class has been released: subclasses check their accounting. */
     void afterAllBuffersReleased() {
     }
@@ -708,7 +713,9 @@ abstract class ByteBufContractTest {
         buf.readBytes(out, capacity);
         assertEquals(capacity, buf.readerIndex());
         assertArrayEquals(content(44, capacity), out.toByteArray());
-        assertThrows(IndexOutOfBoundsException.class, () -> buf.getBytes(1, new ByteArrayOutputStream(), capacity));
+        if (checksStreamBounds()) {
+            assertThrows(IndexOutOfBoundsException.class, () -> buf.getBytes(1, new ByteArrayOutputStream(), capacity));
+        }
         assertThrows(IndexOutOfBoundsException.class,
                 () -> buf.setBytes(1, new ByteArrayInputStream(new byte[capacity]), capacity));
     }
@@ -777,7 +784,8 @@ abstract class ByteBufContractTest {
         int length = Math.min(capacity, 4096); // fits a pipe's kernel buffer without a reader thread
         ByteBuf buf = filled(capacity, 66);
         Pipe pipe = Pipe.open();
-        try (Pipe.SinkChannel sink = pipe.sink(); Pipe.SourceChannel source = pipe.source()) {
+        Pipe.SinkChannel sink = pipe.sink();
+        try (Pipe.SourceChannel source = pipe.source()) {
             int w = 0;
             while (w < length) {
                 w += buf.getBytes(capacity - length + w, sink, length - w);
@@ -790,6 +798,8 @@ abstract class ByteBufContractTest {
             assertContent(in, 0, 66 + capacity - length, length);
             sink.close();
             assertEquals(-1, in.setBytes(0, source, 1), "a closed pipe reads as end of stream");
+        } finally {
+            sink.close();
         }
     }
 
@@ -871,10 +881,12 @@ abstract class ByteBufContractTest {
         buf.getBytes(0, new byte[capacity]);
         assertEquals(address, buf.memoryAddress(), "memoryAddress changed without reallocation");
         assertTrue(buf.isContiguous());
+        long nioAddress = directAddress(buf.nioBuffer(0, capacity));
+        if (nioAddress != -1) {
+            assertEquals(address, nioAddress, "memoryAddress is where the NIO view's bytes are");
+            assertEquals(address + capacity - 1, directAddress(buf.nioBuffer(capacity - 1, 1)));
+        }
         if (PlatformDependent.hasUnsafe()) {
-            assertEquals(address, PlatformDependent.directBufferAddress(buf.nioBuffer(0, capacity)),
-                    "memoryAddress is where the NIO view's bytes are");
-            assertEquals(address + capacity - 1, PlatformDependent.directBufferAddress(buf.nioBuffer(capacity - 1, 1)));
             assertEquals(buf.getByte(capacity - 1), PlatformDependent.getByte(address + capacity - 1));
             assertEquals(buf.getByte(3), PlatformDependent.getByte(address + 3));
             PlatformDependent.putByte(address + capacity / 2, (byte) 0x77);
@@ -883,6 +895,24 @@ abstract class ByteBufContractTest {
         ByteBuf slice = buf.slice(1, capacity - 1);
         assertTrue(slice.hasMemoryAddress());
         assertEquals(address + 1, slice.memoryAddress());
+    }
+
+    /**
+     * Native address of a direct ByteBuffer's first remaining byte: through Netty's Unsafe access
+     * where it has it (JDK 17), else through {@code java.lang.foreign} (JDK 22+, by reflection since
+     * the tests compile for 17); -1 if neither is there.
+     */
+    static long directAddress(ByteBuffer bb) {
+        if (PlatformDependent.hasUnsafe()) {
+            return PlatformDependent.directBufferAddress(bb) + bb.position();
+        }
+        try {
+            Class<?> segment = Class.forName("java.lang.foreign.MemorySegment");
+            Object seg = segment.getMethod("ofBuffer", java.nio.Buffer.class).invoke(null, bb);
+            return (long) segment.getMethod("address").invoke(seg);
+        } catch (ReflectiveOperationException | LinkageError e) {
+            return -1;
+        }
     }
 
     // ------------------------------------------------------------------ copies and derived buffers

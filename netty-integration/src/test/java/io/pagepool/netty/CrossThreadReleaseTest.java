@@ -26,6 +26,7 @@ import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /**
  * Buffers allocated on one thread and released on another, under load for a bounded time: two
@@ -41,6 +42,7 @@ import org.junit.jupiter.api.Test;
  * reaped), every page pool has nothing in flight, and the page allocator is consistent with no
  * page allocated.
  */
+@Timeout(60)
 class CrossThreadReleaseTest {
 
     private static final long RUN_NANOS = TimeUnit.MILLISECONDS.toNanos(2000);
@@ -94,72 +96,80 @@ class CrossThreadReleaseTest {
         MultiThreadIoEventLoopGroup group = new MultiThreadIoEventLoopGroup(2, NioIoHandler.newFactory());
         EventLoop[] loops = {group.next(), group.next()};
         assertTrue(loops[0] != loops[1]);
-        List<Queue<Message>> inboxes = List.of(new ConcurrentLinkedQueue<>(), new ConcurrentLinkedQueue<>());
-        long deadline = System.nanoTime() + RUN_NANOS;
-
-        // Actors 0 and 1: event loops. A message for one is a task on it.
-        for (int a = 0; a < 2; a++) {
-            int self = a;
-            loops[a].execute(new Runnable() {
-                @Override
-                public void run() {
-                    produce(self, 16, loops, inboxes);
-                    if (System.nanoTime() < deadline && failure.get() == null) {
-                        loops[self].execute(this);
-                    } else {
-                        stop = true;
-                    }
-                }
-            });
-        }
-        // Actors 2 and 3: plain threads with an inbox each.
+        List<PagePool> pools;
         List<Thread> plain = new ArrayList<>();
-        for (int a = 2; a < 4; a++) {
-            int self = a;
-            Thread t = new Thread(() -> {
-                Queue<Message> inbox = inboxes.get(self - 2);
-                while (true) {
-                    boolean idle = true;
-                    Message m;
-                    while ((m = inbox.poll()) != null) {
-                        consume(self, m);
-                        idle = false;
-                    }
-                    if (System.nanoTime() < deadline && !stop && failure.get() == null) {
+        try {
+            List<Queue<Message>> inboxes = List.of(new ConcurrentLinkedQueue<>(), new ConcurrentLinkedQueue<>());
+            long deadline = System.nanoTime() + RUN_NANOS;
+
+            // Actors 0 and 1: event loops. A message for one is a task on it.
+            for (int a = 0; a < 2; a++) {
+                int self = a;
+                loops[a].execute(new Runnable() {
+                    @Override
+                    public void run() {
                         produce(self, 16, loops, inboxes);
-                        idle = false;
-                    } else if (outstanding.get() == 0 || failure.get() != null) {
-                        return;
+                        if (System.nanoTime() < deadline && failure.get() == null) {
+                            loops[self].execute(this);
+                        } else {
+                            stop = true;
+                        }
                     }
-                    if (idle) {
-                        Thread.onSpinWait();
+                });
+            }
+            // Actors 2 and 3: plain threads with an inbox each.
+            for (int a = 2; a < 4; a++) {
+                int self = a;
+                Thread t = new Thread(() -> {
+                    Queue<Message> inbox = inboxes.get(self - 2);
+                    while (true) {
+                        boolean idle = true;
+                        Message m;
+                        while ((m = inbox.poll()) != null) {
+                            consume(self, m);
+                            idle = false;
+                        }
+                        if (System.nanoTime() < deadline && !stop && failure.get() == null) {
+                            produce(self, 16, loops, inboxes);
+                            idle = false;
+                        } else if (outstanding.get() == 0 || failure.get() != null
+                                || System.nanoTime() - deadline > TimeUnit.SECONDS.toNanos(15)) {
+                            return;
+                        }
+                        if (idle) {
+                            Thread.onSpinWait();
+                        }
                     }
-                }
-            }, NAMES[a]);
-            plain.add(t);
-            t.start();
-        }
+                }, NAMES[a]);
+                t.setDaemon(true); // never outlives a failed run
+                plain.add(t);
+                t.start();
+            }
 
-        // The pools of all four actors, caught while they run.
-        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (alloc.arenasSnapshot().size() < 4 && System.nanoTime() < until) {
-            Thread.sleep(5);
-        }
-        List<PagePool> pools = alloc.arenasSnapshot().stream().map(a -> a.pool).collect(Collectors.toList());
-        Map<String, Integer> arenaThreads = alloc.metric().arenas().stream().collect(
-                Collectors.toMap(PagePoolByteBufAllocatorMetric.ArenaMetric::threadName, x -> 1, Integer::sum));
-        assertEquals(4, pools.size(), () -> "one arena per allocating thread: " + arenaThreads);
+            // The pools of all four actors, caught while they run.
+            long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (alloc.arenasSnapshot().size() < 4 && System.nanoTime() < until) {
+                Thread.sleep(5);
+            }
+            pools = alloc.arenasSnapshot().stream().map(a -> a.pool).collect(Collectors.toList());
+            Map<String, Integer> arenaThreads = alloc.metric().arenas().stream().collect(
+                    Collectors.toMap(PagePoolByteBufAllocatorMetric.ArenaMetric::threadName, x -> 1, Integer::sum));
+            assertEquals(4, pools.size(), () -> "one arena per allocating thread: " + arenaThreads);
 
-        for (Thread t : plain) {
-            t.join(30_000);
-            assertTrue(!t.isAlive(), t.getName() + " did not finish");
+            for (Thread t : plain) {
+                t.join(30_000);
+                assertTrue(!t.isAlive(), t.getName() + " did not finish");
+            }
+            // The event loops drain their last deliveries, then shut down (closing their arenas).
+            until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (outstanding.get() != 0 && failure.get() == null && System.nanoTime() < until) {
+                Thread.sleep(5);
+            }
+        } finally {
+            stop = true;
+            assertTrue(group.shutdownGracefully(0, 5, TimeUnit.SECONDS).awaitUninterruptibly(20, TimeUnit.SECONDS),
+                    "the event loops did not terminate");
         }
-        // The event loops drain their last deliveries, then shut down (closing their arenas).
-        until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (outstanding.get() != 0 && failure.get() == null && System.nanoTime() < until) {
-            Thread.sleep(5);
-        }
-        group.shutdownGracefully(0, 5, TimeUnit.SECONDS).sync();
         assertNull(failure.get(), () -> "failure: " + failure.get());
         assertEquals(0, outstanding.get(), "every buffer was released");
 
@@ -177,7 +187,7 @@ class CrossThreadReleaseTest {
         assertTrue(slices.get() > 0 && grown.get() > 0, "slices and growth were exercised");
 
         // Plain threads' arenas are reaped within about a second of their end; event loops' at once.
-        until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (!alloc.metric().arenas().isEmpty() && System.nanoTime() < until) {
             Thread.sleep(20);
         }

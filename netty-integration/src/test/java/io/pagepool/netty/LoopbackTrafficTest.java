@@ -50,6 +50,7 @@ import java.util.function.Consumer;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -61,6 +62,7 @@ import org.junit.jupiter.params.provider.EnumSource;
  * checks that every page pool has nothing in flight, the page allocator has no page allocated,
  * and Netty's PARANOID leak detector reported nothing.
  */
+@Timeout(60)
 class LoopbackTrafficTest {
 
     private static final InetSocketAddress LOCALHOST = new InetSocketAddress("127.0.0.1", 0);
@@ -225,13 +227,7 @@ class LoopbackTrafficTest {
             assertTrue(serverReads.get() > 0);
             capturePools(alloc, pools);
         } finally {
-            if (client != null) {
-                client.close().sync();
-            }
-            if (server != null) {
-                server.close().sync();
-            }
-            group.shutdownGracefully(0, 5, TimeUnit.SECONDS).sync();
+            shutDown(group, client, server);
         }
         assertNull(failure.get(), () -> "failure: " + failure.get());
         assertEverythingReturned(alloc, pools);
@@ -253,7 +249,7 @@ class LoopbackTrafficTest {
     void udpWithThePagePoolRecvAllocatorReadsEachDatagramIntoAFragment(Transport transport) throws Exception {
         transport.assumeAvailable();
         AtomicInteger fragmentReads = new AtomicInteger();
-        udpRoundTrips(transport, b -> b.option(ChannelOption.RCVBUF_ALLOCATOR, new PagePoolRecvByteBufAllocator()), 8,
+        udpRoundTrips(transport, b -> b.option(ChannelOption.RECVBUF_ALLOCATOR, new PagePoolRecvByteBufAllocator()), 8,
                 packet -> {
                     ByteBuf root = root(packet.content());
                     if (root instanceof PagePoolByteBuf && ((PagePoolByteBuf) root).kind() == PagePoolByteBuf.FRAG
@@ -269,7 +265,7 @@ class LoopbackTrafficTest {
         Transport.EPOLL.assumeAvailable();
         AtomicInteger blockReads = new AtomicInteger();
         udpRoundTrips(Transport.EPOLL, b -> b
-                .option(ChannelOption.RCVBUF_ALLOCATOR, new PagePoolRecvByteBufAllocator(2048, 16))
+                .option(ChannelOption.RECVBUF_ALLOCATOR, new PagePoolRecvByteBufAllocator(2048, 16))
                 .option(EpollChannelOption.MAX_DATAGRAM_PAYLOAD_SIZE, 2048), 32, packet -> {
                     ByteBuf root = root(packet.content());
                     if (root.capacity() == 2048 * 16 && packet.content() != root) {
@@ -403,13 +399,7 @@ class LoopbackTrafficTest {
             assertNull(failure.get());
             capturePools(alloc, pools);
         } finally {
-            if (client != null) {
-                client.close().sync();
-            }
-            if (server != null) {
-                server.close().sync();
-            }
-            group.shutdownGracefully(0, 5, TimeUnit.SECONDS).sync();
+            shutDown(group, client, server);
         }
         assertNull(failure.get(), () -> "failure: " + failure.get());
         assertEverythingReturned(alloc, pools);
@@ -438,6 +428,17 @@ class LoopbackTrafficTest {
     }
 
     // ------------------------------------------------------------------ accounting
+
+    /** Closes the channels and ends the event loops, each within a bounded wait. */
+    private static void shutDown(MultiThreadIoEventLoopGroup group, Channel... channels) {
+        for (Channel ch : channels) {
+            if (ch != null) {
+                assertTrue(ch.close().awaitUninterruptibly(10, TimeUnit.SECONDS), () -> ch + " did not close");
+            }
+        }
+        assertTrue(group.shutdownGracefully(0, 5, TimeUnit.SECONDS).awaitUninterruptibly(20, TimeUnit.SECONDS),
+                "the event loops did not terminate");
+    }
 
     /** The page pools of the arenas open now: the event loops that allocated. */
     private static void capturePools(PagePoolByteBufAllocator alloc, List<PagePool> pools) {

@@ -2,6 +2,7 @@ package io.pagepool.netty;
 
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.UnpooledByteBufAllocator;
+import io.netty.util.internal.PlatformDependent;
 
 /** The reference: the contract cases against Netty's unpooled direct buffers. */
 class NettyUnpooledDirectByteBufContractTest extends ByteBufContractTest {
@@ -28,5 +29,15 @@ class NettyUnpooledDirectByteBufContractTest extends ByteBufContractTest {
     @Override
     boolean checksBounds(Setter setter) {
         return !setter.littleEndian();
+    }
+
+    /**
+     * Without {@code sun.misc.Unsafe} (Netty's choice on JDK 25), {@code UnpooledDirectByteBuf.getBytes(int,
+     * OutputStream, int)} positions a ByteBuffer without a range check first: an out-of-range request
+     * throws the ByteBuffer's IllegalArgumentException rather than IndexOutOfBoundsException.
+     */
+    @Override
+    boolean checksStreamBounds() {
+        return PlatformDependent.hasUnsafe();
     }
 }

@@ -311,7 +311,42 @@ class PagePoolByteBufAllocatorTest {
                 "half a page by default");
     }
 
+    @Test
+    void theDefaultCapacityPropertyAcceptsByteCountsWithSuffixes() {
+        assertEquals(123, PagePoolByteBufAllocator.parseBytes("123"));
+        assertEquals(64L << 10, PagePoolByteBufAllocator.parseBytes("64k"));
+        assertEquals(256L << 20, PagePoolByteBufAllocator.parseBytes(" 256M "));
+        assertEquals(1L << 30, PagePoolByteBufAllocator.parseBytes("1g"));
+        for (String bad : new String[] {"", "m", "12x", "1.5g", "ten"}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> PagePoolByteBufAllocator.parseBytes(bad), bad);
+            assertTrue(e.getMessage().contains("\"" + bad + "\""), e::getMessage);
+        }
+    }
+
     // ------------------------------------------------------------------ exhaustion and fallback
+
+    @Test
+    void aCustomFallbackAllocatorServesWhatThePoolsCannot() {
+        PooledByteBufAllocator pooled = new PooledByteBufAllocator(true);
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(8L * MIB)
+                .fallbackAllocator(pooled).build();
+        long before = pooled.metric().usedDirectMemory();
+        ByteBuf big = alloc.directBuffer(6 * MIB);
+        assertEquals(PagePoolByteBuf.FALLBACK, raw(big).kind());
+        assertSame(alloc, big.alloc(), "still our buffer, whatever memory it has");
+        assertTrue(pooled.metric().usedDirectMemory() >= before + 6 * MIB, "the memory came from the given allocator");
+        fill(big, 3);
+        verify(big, 3);
+        big.capacity(100); // shrinks back into pooled memory of ours
+        assertEquals(PagePoolByteBuf.FRAG, raw(big).kind());
+        assertEquals(0, alloc.metric().fallbackBytes());
+        byte[] head = new byte[100];
+        big.getBytes(0, head);
+        assertEquals(-1, Arrays.mismatch(head, 0, 100, CONTENT, 3, 103));
+        big.release();
+        alloc.close();
+    }
 
     @Test
     void pastExhaustionTheUnpooledPolicyKeepsServingAndCountsFallbacks() {
@@ -349,6 +384,34 @@ class PagePoolByteBufAllocatorTest {
         alloc.close();
         assertEquals(0, pages.stats().allocatedPages(), "arenas closed: every page is back in the page allocator");
         pages.checkConsistency();
+        pages.close();
+    }
+
+    @Test
+    void aFallbackBufferGrowsBackIntoPooledMemoryOnceThereIsRoom() {
+        PageAllocator pages = PageAllocator.builder().capacity(MIB).build();
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().pageAllocator(pages).build();
+        List<int[]> hogged = new ArrayList<>();
+        for (int order = pages.maxOrder(); order >= 0; order--) {
+            int pfn;
+            while ((pfn = pages.allocPages(order)) != PageAllocator.NO_PAGE) {
+                hogged.add(new int[] {pfn, order});
+            }
+        }
+        ByteBuf buf = alloc.directBuffer(100).writeBytes(CONTENT, 0, 100);
+        assertEquals(PagePoolByteBuf.FALLBACK, raw(buf).kind());
+        for (int[] block : hogged) {
+            pages.freePages(block[0], block[1]);
+        }
+        buf.writeBytes(CONTENT, 100, 9900);
+        assertEquals(PagePoolByteBuf.BLOCK, raw(buf).kind(), "grown into pooled memory");
+        byte[] got = new byte[10_000];
+        buf.getBytes(0, got);
+        assertEquals(-1, Arrays.mismatch(got, 0, 10_000, CONTENT, 0, 10_000));
+        assertEquals(0, alloc.metric().fallbackBytes(), "the fallback memory went back when the buffer moved");
+        buf.release();
+        alloc.close();
+        assertEquals(0, pages.stats().allocatedPages());
         pages.close();
     }
 

@@ -49,7 +49,7 @@ class PagePoolExhaustedByteBufContractTest extends ByteBufContractTest {
     @Override
     void afterAllBuffersReleased() {
         assertEquals(0, allocator.metric().fallbackBytes(), "fallback buffers still held");
-        assertTrue(allocator.metric().fallbackAllocations() > 1000, "the cases ran on fallback buffers");
+        assertTrue(allocator.metric().fallbackAllocations() > 0, "the cases ran on fallback buffers");
         allocator.close();
         assertTrue(!pages.isClosed(), "an allocator given a page allocator leaves it open");
         for (int[] block : hogged) {

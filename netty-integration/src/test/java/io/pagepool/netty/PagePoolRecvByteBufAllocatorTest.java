@@ -35,7 +35,7 @@ class PagePoolRecvByteBufAllocatorTest {
         PagePoolRecvByteBufAllocator recv = new PagePoolRecvByteBufAllocator();
         assertEquals(2048, recv.datagramSize());
         assertEquals(1, recv.datagramsPerRead());
-        RecvByteBufAllocator.Handle handle = recv.newHandle();
+        RecvByteBufAllocator.ExtendedHandle handle = (RecvByteBufAllocator.ExtendedHandle) recv.newHandle();
         assertEquals(2048, handle.guess());
         for (int i = 0; i < 3; i++) {
             ByteBuf buf = handle.allocate(alloc);
@@ -51,7 +51,7 @@ class PagePoolRecvByteBufAllocatorTest {
     @Test
     void severalDatagramsPerReadShareOneBlock() {
         PagePoolRecvByteBufAllocator recv = new PagePoolRecvByteBufAllocator(2048, 16);
-        RecvByteBufAllocator.Handle handle = recv.newHandle();
+        RecvByteBufAllocator.ExtendedHandle handle = (RecvByteBufAllocator.ExtendedHandle) recv.newHandle();
         assertEquals(32768, handle.guess());
         ByteBuf buf = handle.allocate(alloc);
         assertEquals(32768, buf.capacity());
