@@ -205,6 +205,51 @@ class CrossThreadReleaseTest {
         alloc.close();
     }
 
+    @Test
+    void buffersWhoseMemoryCameFromAReapedArenaAreStillReleasedSafely() throws Exception {
+        PagePoolByteBufAllocator own = PagePoolByteBufAllocator.builder().capacity(16L << 20).build();
+        List<ByteBuf> grownElsewhere = new ArrayList<>();
+        for (int i = 0; i < 50; i++) {
+            grownElsewhere.add(own.directBuffer(100).writeBytes(CONTENT, i, 100));
+        }
+        List<ByteBuf> fromEnded = new java.util.concurrent.CopyOnWriteArrayList<>();
+        Thread worker = new Thread(() -> {
+            for (ByteBuf b : grownElsewhere) {
+                b.writeBytes(CONTENT, 0, 900); // moves to a fragment of this thread's arena
+            }
+            for (int i = 0; i < 50; i++) {
+                fromEnded.add(own.directBuffer(1 + i * 300).writeZero(1 + i * 300));
+            }
+        }, "ended-worker");
+        worker.start();
+        worker.join(10_000);
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (own.metric().arenas().size() > 1 && System.nanoTime() < until) {
+            Thread.sleep(20);
+        }
+        assertEquals(List.of(Thread.currentThread().getName()), own.metric().arenas().stream()
+                .map(PagePoolByteBufAllocatorMetric.ArenaMetric::threadName).collect(Collectors.toList()),
+                "the ended worker's arena was reaped while its memory is still in use");
+        for (int i = 0; i < grownElsewhere.size(); i++) {
+            ByteBuf b = grownElsewhere.get(i);
+            assertEquals(1000, b.readableBytes());
+            byte[] got = new byte[100];
+            b.getBytes(0, got);
+            assertEquals(-1, Arrays.mismatch(got, 0, 100, CONTENT, i, i + 100));
+            assertTrue(b.release());
+        }
+        for (ByteBuf b : fromEnded) {
+            assertTrue(b.release());
+        }
+        for (int i = 0; i < 2000; i++) {
+            own.directBuffer(1 + i % 3000).release(); // and the allocator keeps working
+        }
+        own.pageAllocator().drainCpuCaches();
+        own.pageAllocator().checkConsistency();
+        own.close(); // throws if a page is still allocated
+        alloc.close();
+    }
+
     private void produce(int self, int count, EventLoop[] loops, List<Queue<Message>> inboxes) {
         ThreadLocalRandom random = ThreadLocalRandom.current();
         for (int i = 0; i < count; i++) {
