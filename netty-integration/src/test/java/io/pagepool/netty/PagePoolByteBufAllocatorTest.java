@@ -278,7 +278,7 @@ class PagePoolByteBufAllocatorTest {
         bad.put("maxFragmentSize", () -> PagePoolByteBufAllocator.builder().maxFragmentSize(32));
         bad.put("maxFragmentSize ", () -> PagePoolByteBufAllocator.builder().maxFragmentSize(100));
         bad.put("maxFragmentSize  ", () -> PagePoolByteBufAllocator.builder().maxFragmentSize(4096));
-        bad.put("fragmentCacheBytes", () -> PagePoolByteBufAllocator.builder().fragmentCacheBytes(-1));
+        bad.put("fragmentCacheSize", () -> PagePoolByteBufAllocator.builder().fragmentCacheSize(-1));
         bad.put("objectCacheSize", () -> PagePoolByteBufAllocator.builder().objectCacheSize(-1));
         bad.put("poolCacheSize", () -> PagePoolByteBufAllocator.builder().poolCacheSize(0));
         bad.put("poolRefillBatch", () -> PagePoolByteBufAllocator.builder().poolRefillBatch(200));
@@ -299,7 +299,7 @@ class PagePoolByteBufAllocatorTest {
         assertThrows(NullPointerException.class, () -> PagePoolByteBufAllocator.builder().pageAllocator(null));
         // and the edges that are fine
         PagePoolByteBufAllocator ok = PagePoolByteBufAllocator.builder().capacity(MIB).maxFragmentSize(64)
-                .fragmentCacheBytes(0).objectCacheSize(0).poolCacheSize(1).poolRefillBatch(1).poolRingSize(2).build();
+                .fragmentCacheSize(0).objectCacheSize(0).poolCacheSize(1).poolRefillBatch(1).poolRingSize(2).build();
         assertEquals(64, ok.maxFragmentSize());
         for (int size : new int[] {1, 64, 65, 2048, 4096, 9000}) {
             ByteBuf buf = ok.directBuffer(size).writeZero(size);
