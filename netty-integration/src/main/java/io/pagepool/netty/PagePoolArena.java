@@ -209,8 +209,19 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         }
     }
 
-    /** Binds {@code capacity} bytes of memory from this arena (or the allocator) to {@code buf}. */
+    /**
+     * Binds {@code capacity} bytes of memory from this arena (or the allocator) to {@code buf}. When
+     * memory runs out, the arena first gives back everything it has parked (see {@link
+     * #reclaimParked()}) and tries once more; only then does the allocator's fallback policy apply.
+     */
     void bind(PagePoolByteBuf buf, int capacity) {
+        if (tryBind(buf, capacity) || (reclaimParked() && tryBind(buf, capacity))) {
+            return;
+        }
+        parent.bindFallback(buf, capacity);
+    }
+
+    private boolean tryBind(PagePoolByteBuf buf, int capacity) {
         if (capacity <= maxFragSize) {
             int sizeClass = sizeClass(capacity);
             long handle = popFrag(sizeClass);
@@ -219,19 +230,42 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             }
             if (handle != PagePool.NO_FRAG) {
                 bindFrag(buf, handle, sizeClass, capacity);
-                return;
+                return true;
             }
-        } else if (capacity <= pageSize) {
-            int pfn = pool.allocPage();
-            if (pfn != PageAllocator.NO_PAGE) {
-                ByteBuffer region = regionBuffer(pfn);
-                buf.bindPage(this, pfn, region, regionOffset(pfn), pageAddress(pfn, 0), capacity, pageSize);
-                return;
-            }
-        } else if (parent.bindBlock(buf, capacity)) {
-            return;
+            return false;
         }
-        parent.bindFallback(buf, capacity);
+        if (capacity <= pageSize) {
+            int pfn = pool.allocPage();
+            if (pfn == PageAllocator.NO_PAGE) {
+                return false;
+            }
+            ByteBuffer region = regionBuffer(pfn);
+            buf.bindPage(this, pfn, region, regionOffset(pfn), pageAddress(pfn, 0), capacity, pageSize);
+            return true;
+        }
+        return parent.bindBlock(buf, capacity);
+    }
+
+    /**
+     * Owner thread, when memory ran out: takes back buffers released on other threads, returns every
+     * cached fragment to the pool, and gives the pool's cache and ring back to the page allocator, so
+     * that pages this thread parked can serve the request (the pool's current fragment page and pages
+     * in use stay). Like the page allocator's per-CPU caches, other threads' arenas are not touched.
+     *
+     * @return true if anything was given back
+     */
+    private boolean reclaimParked() {
+        boolean any = !returnedObjects.isEmpty();
+        drainReturned();
+        for (int c = 0; c < fragCache.length; c++) {
+            long[] cache = fragCache[c];
+            for (int i = 0, n = fragCacheCount[c]; i < n; i++) {
+                pool.putFrag(cache[i], true);
+                any = true;
+            }
+            fragCacheCount[c] = 0;
+        }
+        return pool.trim() > 0 || any;
     }
 
     private void bindFrag(PagePoolByteBuf buf, long handle, int sizeClass, int capacity) {

@@ -447,6 +447,7 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
         checkDstIndex(index, length, dstIndex, dst.capacity());
         if (dst instanceof PagePoolByteBuf) {
             PagePoolByteBuf d = (PagePoolByteBuf) dst;
+            d.ensureAccessible(); // the direct path skips dst's own checks: a released dst must still throw
             d.memory.put(d.base + dstIndex, memory, base + index, length);
         } else if (dst.hasArray()) {
             memory.get(base + index, dst.array(), dst.arrayOffset() + dstIndex, length);
@@ -512,6 +513,7 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
         checkSrcIndex(index, length, srcIndex, src.capacity());
         if (src instanceof PagePoolByteBuf) {
             PagePoolByteBuf s = (PagePoolByteBuf) src;
+            s.ensureAccessible(); // as in getBytes: a released src must throw, not be read
             memory.put(base + index, s.memory, s.base + srcIndex, length);
         } else if (src.hasArray()) {
             memory.put(base + index, src.array(), src.arrayOffset() + srcIndex, length);

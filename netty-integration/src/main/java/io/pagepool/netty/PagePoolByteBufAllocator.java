@@ -202,7 +202,14 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             registry.remove(arena);
             arenaSlots.release(arena);
         }
-        arena.close();
+        try {
+            arena.close();
+        } catch (RuntimeException | Error e) {
+            // Netty calls this while an event loop terminates: an exception here would stop the
+            // termination from completing and hang shutdownGracefully().
+            System.getLogger(PagePoolByteBufAllocator.class.getName()).log(System.Logger.Level.ERROR,
+                    "closing the arena of thread \"" + arena.owner.getName() + "\" failed", e);
+        }
     }
 
     @Override
@@ -310,7 +317,8 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
      * Closes every arena (returning pooled and cached pages to the page allocator) and, if this
      * allocator built its page allocator, closes that too. Buffers still out keep working and return
      * their memory when released, but the page allocator then refuses to close: the
-     * {@link IllegalStateException} names the first page still allocated. Call it after the threads
+     * {@link IllegalStateException} names the first page still allocated, and {@code close()} may be
+     * called again once those buffers are released. Call it after the threads
      * that use the allocator have ended; the arenas of threads still alive (other than the caller)
      * make it throw {@link IllegalStateException} naming them, and nothing is closed. Not for
      * {@link #DEFAULT}.
@@ -321,30 +329,34 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             throw new UnsupportedOperationException("PagePoolByteBufAllocator.DEFAULT cannot be closed");
         }
         synchronized (registry) {
-            if (closed) {
-                return;
+            if (!closed) {
+                closeArenasLocked();
             }
-            List<String> alive = new ArrayList<>();
-            for (PagePoolArena arena : registry) {
-                if (arena.owner != Thread.currentThread() && arena.owner.isAlive()) {
-                    alive.add(arena.owner.getName());
-                }
-            }
-            if (!alive.isEmpty()) {
-                throw new IllegalStateException("close(): threads " + alive + " still own arenas of " + this
-                        + "; shut down their event loops (or let them end) first");
-            }
-            closed = true;
-            for (PagePoolArena arena : registry) {
-                arena.close();
-            }
-            registry.clear();
-            arenaSlots.clear();
         }
         arenas.remove();
-        if (ownsPages) {
-            pages.close();
+        if (ownsPages && !pages.isClosed()) {
+            pages.close(); // throws, naming a page, while buffers are still out; close() may be retried
         }
+    }
+
+    /** Closes every arena; refuses (changing nothing) while another live thread owns one. Registry lock held. */
+    private void closeArenasLocked() {
+        List<String> alive = new ArrayList<>();
+        for (PagePoolArena arena : registry) {
+            if (arena.owner != Thread.currentThread() && arena.owner.isAlive()) {
+                alive.add(arena.owner.getName());
+            }
+        }
+        if (!alive.isEmpty()) {
+            throw new IllegalStateException("close(): threads " + alive + " still own arenas of " + this
+                    + "; shut down their event loops (or let them end) first");
+        }
+        closed = true;
+        for (PagePoolArena arena : registry) {
+            arena.close();
+        }
+        registry.clear();
+        arenaSlots.clear();
     }
 
     public boolean isClosed() {

@@ -17,7 +17,7 @@ import io.netty.channel.DefaultMaxMessagesRecvByteBufAllocator;
  *
  * <pre>{@code
  * bootstrap.option(ChannelOption.ALLOCATOR, PagePoolByteBufAllocator.DEFAULT)
- *          .option(ChannelOption.RCVBUF_ALLOCATOR, new PagePoolRecvByteBufAllocator(2048, 16))
+ *          .option(ChannelOption.RECVBUF_ALLOCATOR, new PagePoolRecvByteBufAllocator(2048, 16))
  *          .option(EpollChannelOption.MAX_DATAGRAM_PAYLOAD_SIZE, 2048);
  * }</pre>
  *
@@ -65,7 +65,9 @@ public final class PagePoolRecvByteBufAllocator extends DefaultMaxMessagesRecvBy
         return datagramsPerRead;
     }
 
+    /** The handle: {@code RecvByteBufAllocator.newHandle()} still returns the deprecated {@code Handle} type in 4.2. */
     @Override
+    @SuppressWarnings("deprecation")
     public Handle newHandle() {
         return new MaxMessageHandle() {
             @Override

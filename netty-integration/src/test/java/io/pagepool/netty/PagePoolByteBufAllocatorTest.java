@@ -35,7 +35,6 @@ import java.util.function.Supplier;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -463,9 +462,6 @@ class PagePoolByteBufAllocatorTest {
      * allocator empty: the pool's parked pages are never given back to serve it.
      */
     @Test
-    @Disabled("bug: pages parked in an arena's PagePool cache/ring (and fragment cache) are not returned to the page"
-            + " allocator when a request finds it exhausted, so with every buffer released a block request still"
-            + " fails under FAIL (or falls back under UNPOOLED)")
     void memoryParkedInAPoolAfterABurstStillServesALargerRequest() {
         PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(MIB)
                 .fallbackPolicy(FallbackPolicy.FAIL).build();
@@ -669,9 +665,6 @@ class PagePoolByteBufAllocatorTest {
     }
 
     @Test
-    @Disabled("bug: PagePoolByteBufAllocator.close() marks the allocator closed before its page allocator refuses to"
-            + " close (buffers still out), so a second close() after they are released returns early and never"
-            + " frees the page allocator's memory")
     void closeCanBeRetriedOnceTheBuffersStillOutAreReleased() {
         PagePoolByteBufAllocator alloc = newAllocator();
         ByteBuf out = alloc.directBuffer(8192);

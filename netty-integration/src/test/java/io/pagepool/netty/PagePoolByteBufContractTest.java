@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.pagepool.core.PageAllocator;
-import org.junit.jupiter.api.Disabled;
 
 /**
  * The contract cases against {@link PagePoolByteBufAllocator}, one capacity per memory kind
@@ -61,15 +60,4 @@ class PagePoolByteBufContractTest extends ByteBufContractTest {
      * that it is still accessible: a released one (memory null) gives a NullPointerException where
      * Netty's buffers throw IllegalReferenceCountException.
      */
-    static final String RELEASED_PEER_BUG = "bug: PagePoolByteBuf.setBytes/getBytes(int, ByteBuf, int, int) with a"
-            + " released PagePoolByteBuf as source or destination throw NullPointerException, not"
-            + " IllegalReferenceCountException (the direct path reads its null memory unchecked)";
-
-    /** Runs the base case, disabled here: see {@link PagePoolByteBufContractTest#RELEASED_PEER_BUG}. */
-    @Override
-    @ForEachCapacity
-    @Disabled(PagePoolByteBufContractTest.RELEASED_PEER_BUG)
-    void copyingFromOrIntoAReleasedBufferOfThisAllocatorThrowsIllegalReferenceCount(int capacity) {
-        super.copyingFromOrIntoAReleasedBufferOfThisAllocatorThrowsIllegalReferenceCount(capacity);
-    }
 }

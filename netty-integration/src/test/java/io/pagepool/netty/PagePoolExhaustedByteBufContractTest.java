@@ -7,7 +7,6 @@ import io.netty.buffer.ByteBufAllocator;
 import io.pagepool.core.PageAllocator;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.Disabled;
 
 /**
  * The contract cases when the page allocator is exhausted: every buffer, whatever its size, is a
@@ -60,11 +59,4 @@ class PagePoolExhaustedByteBufContractTest extends ByteBufContractTest {
         pages.close();
     }
 
-    /** Runs the base case, disabled here: see {@link PagePoolByteBufContractTest#RELEASED_PEER_BUG}. */
-    @Override
-    @ForEachCapacity
-    @Disabled(PagePoolByteBufContractTest.RELEASED_PEER_BUG)
-    void copyingFromOrIntoAReleasedBufferOfThisAllocatorThrowsIllegalReferenceCount(int capacity) {
-        super.copyingFromOrIntoAReleasedBufferOfThisAllocatorThrowsIllegalReferenceCount(capacity);
-    }
 }
