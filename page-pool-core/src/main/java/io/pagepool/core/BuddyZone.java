@@ -264,25 +264,69 @@ final class BuddyZone {
 
     /**
      * Fills the {@link PageAllocator#NO_PAGE} slots of {@code pages[from, to)} with allocated
-     * order-0 pages, counting them in {@code counters.bulkAllocPages}.
+     * order-0 pages ({@link #takeOrder0Pages}), counting them in {@code counters.bulkAllocPages}.
      *
      * @return {@code to} when every slot is populated, else the index of the first slot left empty
      */
     int fillSlots(int[] pages, int from, int to, AllocCounters counters) {
-        long filled = 0;
-        int i = from;
-        for (; i < to; i++) {
+        int holes = 0;
+        for (int i = from; i < to; i++) {
             if (pages[i] == PageAllocator.NO_PAGE) {
-                int pfn = takeBlock(0, PageTable.ALLOCATED);
-                if (pfn == PageAllocator.NO_PAGE) {
-                    break;
-                }
-                pages[i] = pfn;
-                filled++;
+                holes++;
             }
         }
-        counters.bulkAllocPages += filled;
-        return i;
+        int taken = takeOrder0Pages(pages, from, holes, true, PageTable.ALLOCATED);
+        counters.bulkAllocPages += taken;
+        if (taken == holes) {
+            return to;
+        }
+        int stop = from;
+        while (pages[stop] != PageAllocator.NO_PAGE) {
+            stop++;
+        }
+        return stop;
+    }
+
+    /**
+     * Takes {@code n} order-0 pages into {@code dst} from index {@code at} on (into its
+     * {@link PageAllocator#NO_PAGE} slots only, if {@code holesOnly}), marked {@code newState}.
+     *
+     * <p>Bulk carving: free order-0 blocks (fragments) are used first; after that each step takes
+     * one free block of the largest order that does not exceed what is still needed and writes its
+     * 2^o consecutive pages out as order-0 pages, two byte stores each, instead of splitting down to
+     * order 0 and pushing and popping a list entry per page.
+     *
+     * @return the number of pages taken: {@code n}, or fewer when memory ran out
+     */
+    int takeOrder0Pages(int[] dst, int at, int n, boolean holesOnly, byte newState) {
+        byte[] state = table.state;
+        byte[] orders = table.order;
+        int i = at;
+        int need = n;
+        while (need > 0) {
+            int o = freeHead[0] != PageAllocator.NO_PAGE ? 0
+                    : Math.min(maxOrder, 31 - Integer.numberOfLeadingZeros(need));
+            int head = PageAllocator.NO_PAGE;
+            for (; o >= 0 && head == PageAllocator.NO_PAGE; o--) {
+                head = takeBlock(o, newState);
+            }
+            if (head == PageAllocator.NO_PAGE) {
+                break;
+            }
+            o++;
+            for (int p = head, end = head + (1 << o); p < end; p++) {
+                if (holesOnly) {
+                    while (dst[i] != PageAllocator.NO_PAGE) {
+                        i++;
+                    }
+                }
+                dst[i++] = p;
+                state[p] = newState;
+                orders[p] = 0;
+            }
+            need -= 1 << o;
+        }
+        return n - need;
     }
 
     /** Puts a block back, merging it with free buddies. The caller has validated the block. */

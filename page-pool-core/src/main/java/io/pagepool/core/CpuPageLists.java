@@ -100,12 +100,16 @@ class CpuPageLists extends ThreadOwnedSlots.Owned {
         int size = 0;
         zone.lock();
         try {
-            while (size < want) {
-                int pfn = zone.takeBlock(order, PageTable.CACHED);
-                if (pfn == PageAllocator.NO_PAGE) {
-                    break;
+            if (order == 0) {
+                size = zone.takeOrder0Pages(list, 0, want, false, PageTable.CACHED);
+            } else {
+                while (size < want) {
+                    int pfn = zone.takeBlock(order, PageTable.CACHED);
+                    if (pfn == PageAllocator.NO_PAGE) {
+                        break;
+                    }
+                    list[size++] = pfn;
                 }
-                list[size++] = pfn;
             }
         } finally {
             zone.unlock();
@@ -158,15 +162,10 @@ class CpuPageLists extends ThreadOwnedSlots.Owned {
         zone.lock();
         try {
             stop = zone.fillSlots(pages, i, nrPages, counters);
-            if (stop == nrPages) {
-                while (size < refillBlocks(0)) {
-                    int pfn = zone.takeBlock(0, PageTable.CACHED);
-                    if (pfn == PageAllocator.NO_PAGE) {
-                        break;
-                    }
-                    list[size++] = pfn;
-                    count++;
-                }
+            if (stop == nrPages && size < refillBlocks(0)) {
+                int added = zone.takeOrder0Pages(list, size, refillBlocks(0) - size, false, PageTable.CACHED);
+                size += added;
+                count += added;
                 sizes[0] = size;
                 counters.cacheRefills++;
             }
