@@ -115,11 +115,16 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
     private PagePoolByteBufAllocator(Builder b) {
         super(true);
         this.ownsPages = b.pageAllocator == null;
-        this.pages = ownsPages
-                ? PageAllocator.builder().capacity(b.capacity).pageSize(b.pageSize).maxOrder(b.maxOrder)
-                        .cpuCacheMode(b.cpuCacheMode).preTouch(b.preTouch).build()
-                : b.pageAllocator;
+        this.pages = ownsPages ? b.pages.build() : b.pageAllocator;
         this.pageSize = pages.pageSize();
+        if (b.maxFragmentSize != -1 && (b.maxFragmentSize < PagePoolArena.MIN_FRAG_SIZE
+                || Integer.bitCount(b.maxFragmentSize) != 1 || b.maxFragmentSize > pageSize / 2)) {
+            if (ownsPages) {
+                pages.close();
+            }
+            throw new IllegalArgumentException("maxFragmentSize " + b.maxFragmentSize
+                    + " must be a power of two between 64 and half a page (" + pageSize / 2 + ")");
+        }
         this.maxFragmentSize = b.maxFragmentSize > 0 ? b.maxFragmentSize : pageSize / 2;
         this.fragmentCacheSize = b.fragmentCacheSize;
         this.objectCacheSize = b.objectCacheSize;
@@ -388,11 +393,8 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
     /** Configures a {@link PagePoolByteBufAllocator}. Not thread-safe. */
     public static final class Builder {
         private PageAllocator pageAllocator;
-        private long capacity = PageAllocator.DEFAULT_CAPACITY;
-        private int pageSize = PageAllocator.DEFAULT_PAGE_SIZE;
-        private int maxOrder = PageAllocator.DEFAULT_MAX_ORDER;
-        private CpuCacheMode cpuCacheMode = CpuCacheMode.PER_THREAD;
-        private boolean preTouch;
+        /** Settings of the page allocator this builder makes, unless {@link #pageAllocator} gives one. */
+        private final PageAllocator.Builder pages = PageAllocator.builder();
         private int maxFragmentSize = -1;
         private int fragmentCacheSize = 128;
         private int objectCacheSize = 1024;
@@ -417,31 +419,31 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
 
         /** Off-heap bytes the page allocator manages, reserved lazily. Default 64 MiB. */
         public Builder capacity(long bytes) {
-            this.capacity = bytes;
+            pages.capacity(bytes);
             return this;
         }
 
         /** Page size: a power of two, at least 4096. Default 4096. */
         public Builder pageSize(int bytes) {
-            this.pageSize = bytes;
+            pages.pageSize(bytes);
             return this;
         }
 
         /** Largest block order; buffers above {@code pageSize << maxOrder} take the fallback. Default 10. */
         public Builder maxOrder(int maxOrder) {
-            this.maxOrder = maxOrder;
+            pages.maxOrder(maxOrder);
             return this;
         }
 
         /** The page allocator's per-CPU cache strategy. Default {@link CpuCacheMode#PER_THREAD}. */
         public Builder cpuCacheMode(CpuCacheMode mode) {
-            this.cpuCacheMode = Objects.requireNonNull(mode, "mode");
+            pages.cpuCacheMode(mode);
             return this;
         }
 
         /** Reserve all memory up front. Default false. */
         public Builder preTouch(boolean preTouch) {
-            this.preTouch = preTouch;
+            pages.preTouch(preTouch);
             return this;
         }
 
@@ -512,12 +514,6 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
          * @throws IllegalArgumentException if a setting is out of range (the message says which)
          */
         public PagePoolByteBufAllocator build() {
-            int page = pageAllocator != null ? pageAllocator.pageSize() : pageSize;
-            if (maxFragmentSize != -1 && (maxFragmentSize < PagePoolArena.MIN_FRAG_SIZE
-                    || Integer.bitCount(maxFragmentSize) != 1 || maxFragmentSize > page / 2)) {
-                throw new IllegalArgumentException("maxFragmentSize " + maxFragmentSize
-                        + " must be a power of two between 64 and half a page (" + page / 2 + ")");
-            }
             if (fragmentCacheSize < 0) {
                 throw new IllegalArgumentException("fragmentCacheSize " + fragmentCacheSize + " must be >= 0");
             }
