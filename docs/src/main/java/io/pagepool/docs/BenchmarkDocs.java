@@ -1,0 +1,361 @@
+package io.pagepool.docs;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Predicate;
+
+/**
+ * Turns committed JMH results into the tables of {@code docs/benchmarks.md}. Each table is a
+ * named section; {@link RenderBenchmarkDocs} writes them between {@code <!-- generated:NAME -->}
+ * and {@code <!-- /generated:NAME -->} markers, and {@code BenchmarkDocsInSyncTest} fails when the
+ * committed markdown differs from what the committed results produce.
+ *
+ * <p>Figures are JMH's own scores (average time per operation, with its 99.9% error where there
+ * were enough iterations) except the seed tables' per-page figures, computed as the seed-table
+ * command does: per measured iteration, phase nanoseconds divided by pages, then the arithmetic
+ * mean over iterations.
+ */
+final class BenchmarkDocs {
+
+    static final List<String> ALLOCATORS = List.of("pagepool", "adaptive", "pooled", "unpooled");
+    static final List<String> CACHE_MODES = List.of("PER_THREAD", "MAGAZINE", "NONE");
+
+    private final List<JmhResult> poolAndNetty;
+    private final List<JmhResult> seed;
+
+    BenchmarkDocs(List<JmhResult> poolAndNetty, List<JmhResult> seed) {
+        this.poolAndNetty = poolAndNetty;
+        this.seed = seed;
+    }
+
+    /** Every generated section, by marker name, in document order. */
+    Map<String, String> sections() {
+        Map<String, String> s = new LinkedHashMap<>();
+        s.put("targets", targets());
+        s.put("seed-n64", seedSummary());
+        s.put("pool-paths", poolPaths());
+        s.put("netty-allocRelease", nettyTable("ByteBufAllocatorBenchmark.allocRelease"));
+        s.put("netty-batch64", nettyTable("ByteBufAllocatorBenchmark.batch64"));
+        s.put("netty-crossThread", nettyTable("ByteBufAllocatorBenchmark.crossThread"));
+        return s;
+    }
+
+    /** The generated section of the repository's README.md: the headline figures. */
+    Map<String, String> readmeSections() {
+        Map<String, String> s = new LinkedHashMap<>();
+        s.put("readme-headline", headline());
+        return s;
+    }
+
+    private String headline() {
+        StringBuilder t = new StringBuilder();
+        t.append("| 2 KiB direct buffer, allocate + release | pagepool | Netty Adaptive (4.2 default) | Netty Pooled |\n");
+        t.append("|---|---|---|---|\n");
+        for (String[] b : new String[][] {{"allocRelease", "one thread"}, {"batch64", "one thread, batches of 64"},
+                {"crossThread", "allocated on one thread, released on another"}}) {
+            String bench = "ByteBufAllocatorBenchmark." + b[0];
+            JmhResult ours = nettyResult(bench, "pagepool", "2048");
+            JmhResult adaptive = nettyResult(bench, "adaptive", "2048");
+            JmhResult pooled = nettyResult(bench, "pooled", "2048");
+            if (ours == null || adaptive == null || pooled == null) {
+                continue;
+            }
+            t.append(String.format(Locale.ROOT, "| %s | **%.1f ns**, %s | %.1f ns, %s | %.1f ns, %s |%n", b[1],
+                    ours.score(), bytes(ours), adaptive.score(), bytes(adaptive), pooled.score(), bytes(pooled)));
+        }
+        t.append("\n| page pool (`PagePool`), per page | ns | issue target |\n|---|---|---|\n");
+        for (String[] p : new String[][] {{"fastPath", "fast path: cache", "≤ 8"},
+                {"ringPath", "ring path: returned through the recycle ring", "≤ 25"},
+                {"slowPath", "slow path: refilled 64 at a time from the page allocator", "≤ 45"}}) {
+            JmhResult r = find(poolAndNetty, x -> x.benchmark().equals("PagePoolBenchmark." + p[0]));
+            if (r != null) {
+                t.append(String.format(Locale.ROOT, "| %s | %.1f | %s |%n", p[1], r.score(), p[2]));
+            }
+        }
+        JmhResult single = seedResult("PageAllocBulkBenchmark.singlePages", "PER_THREAD", 1, "64");
+        JmhResult bulk = seedResult("PageAllocBulkBenchmark.bulkPages", "PER_THREAD", 1, "64");
+        JmhResult byPage = seedResult("ContigRangeFreeBenchmark.pageByPage", "PER_THREAD", 1, null);
+        JmhResult contig = seedResult("ContigRangeFreeBenchmark.contigRange", "PER_THREAD", 1, null);
+        if (single != null && bulk != null && byPage != null && contig != null) {
+            double s = seedMeans(single, "allocNs", "freeNs", "pages")[0];
+            double b = seedMeans(bulk, "allocNs", "freeNs", "pages")[0];
+            double p = seedMeans(byPage, "allocSplitNs", "rangeFreeNs", "ranges")[1];
+            double c = seedMeans(contig, "allocSplitNs", "rangeFreeNs", "ranges")[1];
+            t.append(String.format(Locale.ROOT, "%nPage allocator (`PER_THREAD`, one thread): an order-0 page costs"
+                    + " %.2f ns through `allocPagesBulk(64)` against %.2f ns one call at a time (%.0f%% cheaper; the"
+                    + " seeds measured 64-72%%), and a split order-9 block is freed %.0fx faster by"
+                    + " `freeContigRange` than page by page (seed 004: 12x).%n", b, s, 100 * (1 - b / s), p / c));
+        }
+        return t.toString();
+    }
+
+    // ------------------------------------------------------------------ targets
+
+    /** Below this many bytes per operation counts as no allocation: one object is at least 16 B. */
+    static final double ZERO_BYTES = 1.0;
+    /** The seed tables' equivalent, per page handled (the seed-table command's threshold). */
+    static final double ZERO_BYTES_PER_PAGE = 0.05;
+
+    /** Every issue target, the figure the committed results give for it, and whether it was met. */
+    private String targets() {
+        StringBuilder t = new StringBuilder("| issue | target | measured | |\n|---|---|---|---|\n");
+        double worstBulk = Double.MAX_VALUE;
+        String worstBulkAt = "";
+        double worstContig = Double.MAX_VALUE;
+        String worstContigAt = "";
+        for (int threads : new int[] {1, 2}) {
+            for (String mode : CACHE_MODES) {
+                JmhResult single = seedResult("PageAllocBulkBenchmark.singlePages", mode, threads, "64");
+                JmhResult bulk = seedResult("PageAllocBulkBenchmark.bulkPages", mode, threads, "64");
+                if (single != null && bulk != null) {
+                    double pct = 100 * (1 - seedMeans(bulk, "allocNs", "freeNs", "pages")[0]
+                            / seedMeans(single, "allocNs", "freeNs", "pages")[0]);
+                    if (pct < worstBulk) {
+                        worstBulk = pct;
+                        worstBulkAt = mode + ", " + threads + (threads == 1 ? " thread" : " threads");
+                    }
+                }
+                JmhResult byPage = seedResult("ContigRangeFreeBenchmark.pageByPage", mode, threads, null);
+                JmhResult contig = seedResult("ContigRangeFreeBenchmark.contigRange", mode, threads, null);
+                if (byPage != null && contig != null) {
+                    double x = seedMeans(byPage, "allocSplitNs", "rangeFreeNs", "ranges")[1]
+                            / seedMeans(contig, "allocSplitNs", "rangeFreeNs", "ranges")[1];
+                    if (x < worstContig) {
+                        worstContig = x;
+                        worstContigAt = mode + ", " + threads + (threads == 1 ? " thread" : " threads");
+                    }
+                }
+            }
+        }
+        if (worstBulkAt.isEmpty() || worstContigAt.isEmpty()) {
+            throw new IllegalStateException("the seed results lack N = 64 or the order-9 range benchmarks");
+        }
+        target(t, "#2", "`allocPagesBulk(64)` at least 60% cheaper per page than 64 `allocPages(0)` calls, every"
+                + " cache mode, 1 and 2 threads", String.format(Locale.ROOT, "lowest %.0f%% (%s)", worstBulk,
+                worstBulkAt), worstBulk >= 60);
+        target(t, "#2", "`freeContigRange` at least 10x faster than page-by-page for a split order-9 block",
+                String.format(Locale.ROOT, "lowest %.1fx (%s)", worstContig, worstContigAt), worstContig >= 10);
+        double seedGc = 0;
+        for (JmhResult r : seed) {
+            seedGc = Math.max(seedGc, r.secondary("gc.alloc.rate.norm") / seedPagesPerOp(r));
+        }
+        target(t, "#2", "no allocation on any allocator path", String.format(Locale.ROOT,
+                "highest %.4f B per page over %d trials", seedGc, seed.size()), seedGc <= ZERO_BYTES_PER_PAGE);
+        for (String[] p : new String[][] {{"fastPath", "fast path", "8"}, {"ringPath", "ring path", "25"},
+                {"slowPath", "slow path", "45"}}) {
+            JmhResult r = find(poolAndNetty, x -> x.benchmark().equals("PagePoolBenchmark." + p[0]));
+            if (r != null) {
+                target(t, "#3", p[1] + " at most " + p[2] + " ns per page", String.format(Locale.ROOT, "%.1f ns",
+                        r.score()), r.score() <= Double.parseDouble(p[2]));
+            }
+        }
+        target(t, "#3", "0 B/op on every pool path", maxBytes("PagePoolBenchmark.", null),
+                maxBytesValue("PagePoolBenchmark.", null) < ZERO_BYTES);
+        for (String[] b : new String[][] {{"allocRelease", "same thread"}, {"batch64", "batches of 64"}}) {
+            JmhResult ours = nettyResult("ByteBufAllocatorBenchmark." + b[0], "pagepool", "2048");
+            JmhResult adaptive = nettyResult("ByteBufAllocatorBenchmark." + b[0], "adaptive", "2048");
+            if (ours != null && adaptive != null) {
+                target(t, "#4", b[1] + ", 2 KiB: at most 10 ns per buffer", String.format(Locale.ROOT, "%.1f ns",
+                        ours.score()), ours.score() <= 10);
+                double x = adaptive.score() / ours.score();
+                target(t, "#4", b[1] + ", 2 KiB: at least 5x faster than Adaptive", String.format(Locale.ROOT,
+                        "%.1fx (%.1f vs %.1f ns)", x, ours.score(), adaptive.score()), x >= 5);
+            }
+        }
+        double worstCross = Double.MAX_VALUE;
+        String worstCrossAt = "";
+        for (String size : sizes("ByteBufAllocatorBenchmark.crossThread")) {
+            JmhResult ours = nettyResult("ByteBufAllocatorBenchmark.crossThread", "pagepool", size);
+            JmhResult adaptive = nettyResult("ByteBufAllocatorBenchmark.crossThread", "adaptive", size);
+            if (ours != null && adaptive != null && adaptive.score() / ours.score() < worstCross) {
+                worstCross = adaptive.score() / ours.score();
+                worstCrossAt = size + " B";
+            }
+        }
+        if (!worstCrossAt.isEmpty()) {
+            target(t, "#4", "cross-thread at least 2x faster than Adaptive, every size", String.format(Locale.ROOT,
+                    "lowest %.1fx (%s)", worstCross, worstCrossAt), worstCross >= 2);
+        }
+        target(t, "#4", "0 B/op for pagepool buffers", maxBytes("ByteBufAllocatorBenchmark.", "pagepool"),
+                maxBytesValue("ByteBufAllocatorBenchmark.", "pagepool") < ZERO_BYTES);
+        return t.toString();
+    }
+
+    private static void target(StringBuilder t, String issue, String target, String measured, boolean met) {
+        t.append("| ").append(issue).append(" | ").append(target).append(" | ").append(measured).append(" | ")
+                .append(met ? "met" : "**missed**").append(" |\n");
+    }
+
+    /** Pages one operation of a seed benchmark handles, to express its allocation per page. */
+    static double seedPagesPerOp(JmhResult r) {
+        if (r.benchmark().startsWith("ContigRangeFreeBenchmark.")) {
+            return 512; // one JMH operation is one order-9 range
+        }
+        int n = Integer.parseInt(r.param("nrPages"));
+        int phasePages = Integer.parseInt(r.param("phasePages"));
+        return (double) ((phasePages + n - 1) / n) * n; // rounds of N per invocation, as PageAllocBulkBenchmark
+    }
+
+    private double maxBytesValue(String prefix, String allocator) {
+        double max = 0;
+        for (JmhResult r : poolAndNetty) {
+            if (r.benchmark().startsWith(prefix) && (allocator == null || r.param("allocator").equals(allocator))) {
+                max = Math.max(max, r.secondary("gc.alloc.rate.norm"));
+            }
+        }
+        return max;
+    }
+
+    private String maxBytes(String prefix, String allocator) {
+        return String.format(Locale.ROOT, "highest %.3f B/op", maxBytesValue(prefix, allocator));
+    }
+
+    // ------------------------------------------------------------------ seed tables
+
+    /** Per-page means of one seed benchmark: {alloc, free, total} or {free phase, round} for contiguous frees. */
+    static double[] seedMeans(JmhResult r, String first, String second, String units) {
+        List<List<Double>> a = r.secondary().get(first).rawData();
+        List<List<Double>> b = r.secondary().get(second).rawData();
+        List<List<Double>> u = r.secondary().get(units).rawData();
+        double sumA = 0;
+        double sumB = 0;
+        int n = 0;
+        for (int fork = 0; fork < u.size(); fork++) {
+            for (int it = 0; it < u.get(fork).size(); it++) {
+                double pages = u.get(fork).get(it);
+                if (pages > 0) {
+                    sumA += a.get(fork).get(it) / pages;
+                    sumB += b.get(fork).get(it) / pages;
+                    n++;
+                }
+            }
+        }
+        return new double[] {sumA / n, sumB / n, (sumA + sumB) / n};
+    }
+
+    JmhResult seedResult(String benchmark, String mode, int threads, String nrPages) {
+        return find(seed, r -> r.benchmark().equals(benchmark) && r.param("cacheMode").equals(mode)
+                && r.threads() == threads && (nrPages == null || r.param("nrPages").equals(nrPages)));
+    }
+
+    private String seedSummary() {
+        StringBuilder t = new StringBuilder();
+        t.append("| cache mode | threads | alloc-odr0-64 single | bulk | cheaper | total-odr0-64 single | bulk | cheaper"
+                + " | free order-9 range page by page | freeContigRange | speed-up |\n");
+        t.append("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for (int threads : new int[] {1, 2}) {
+            for (String mode : CACHE_MODES) {
+                JmhResult single = seedResult("PageAllocBulkBenchmark.singlePages", mode, threads, "64");
+                JmhResult bulk = seedResult("PageAllocBulkBenchmark.bulkPages", mode, threads, "64");
+                JmhResult byPage = seedResult("ContigRangeFreeBenchmark.pageByPage", mode, threads, null);
+                JmhResult contig = seedResult("ContigRangeFreeBenchmark.contigRange", mode, threads, null);
+                if (single == null || bulk == null || byPage == null || contig == null) {
+                    continue;
+                }
+                double[] s = seedMeans(single, "allocNs", "freeNs", "pages");
+                double[] b = seedMeans(bulk, "allocNs", "freeNs", "pages");
+                double[] p = seedMeans(byPage, "allocSplitNs", "rangeFreeNs", "ranges");
+                double[] c = seedMeans(contig, "allocSplitNs", "rangeFreeNs", "ranges");
+                t.append(String.format(Locale.ROOT,
+                        "| %s | %d | %.2f ns | %.2f ns | %.0f%% | %.2f ns | %.2f ns | %.0f%% | %,.0f ns | %,.0f ns | %.1fx |%n",
+                        mode, threads, s[0], b[0], 100 * (1 - b[0] / s[0]), s[2], b[2], 100 * (1 - b[2] / s[2]),
+                        p[1], c[1], p[1] / c[1]));
+            }
+        }
+        return t.toString();
+    }
+
+    // ------------------------------------------------------------------ page pool
+
+    private String poolPaths() {
+        StringBuilder t = new StringBuilder();
+        t.append("| path | ns per page | B/op (`-prof gc`) | issue #3 target | kernel (cycles) |\n");
+        t.append("|---|---|---|---|---|\n");
+        row(t, "PagePoolBenchmark.fastPath", null, "fast path: `allocPage` + `recycleDirect`", "≤ 8 ns", "16–18");
+        row(t, "PagePoolBenchmark.ringPath", null, "ring path: `allocPage` + `putPage(…, false)`", "≤ 25 ns", "47–55");
+        row(t, "PagePoolBenchmark.slowPath", null, "slow path: bulk refill of 64, pages back to the allocator",
+                "≤ 45 ns", "173–243");
+        row(t, "PagePoolBenchmark.frag", "1024", "`allocFrag(1024)` + `putFrag`", "—", "—");
+        row(t, "PagePoolBenchmark.frag", "2048", "`allocFrag(2048)` + `putFrag`", "—", "—");
+        return t.toString();
+    }
+
+    private void row(StringBuilder t, String benchmark, String fragSize, String label, String target, String kernel) {
+        JmhResult r = find(poolAndNetty, x -> x.benchmark().equals(benchmark)
+                && (fragSize == null || x.param("fragSize").equals(fragSize)));
+        if (r == null) {
+            return;
+        }
+        t.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s |%n", label, scoreWithError(r), bytes(r),
+                target, kernel));
+    }
+
+    // ------------------------------------------------------------------ netty allocators
+
+    private String nettyTable(String benchmark) {
+        StringBuilder t = new StringBuilder("| size |");
+        StringBuilder rule = new StringBuilder("|---|");
+        for (String a : ALLOCATORS) {
+            t.append(' ').append(a).append(" |");
+            rule.append("---|");
+        }
+        t.append(" Adaptive ÷ pagepool |\n").append(rule).append("---|\n");
+        for (String size : sizes(benchmark)) {
+            t.append("| ").append(size).append(" B |");
+            for (String a : ALLOCATORS) {
+                JmhResult r = nettyResult(benchmark, a, size);
+                t.append(' ').append(r == null ? "—" : scoreWithError(r) + ", " + bytes(r)).append(" |");
+            }
+            JmhResult ours = nettyResult(benchmark, "pagepool", size);
+            JmhResult adaptive = nettyResult(benchmark, "adaptive", size);
+            t.append(ours == null || adaptive == null ? " — |"
+                    : String.format(Locale.ROOT, " %.1fx |", adaptive.score() / ours.score()));
+            t.append('\n');
+        }
+        return t.toString();
+    }
+
+    JmhResult nettyResult(String benchmark, String allocator, String size) {
+        return find(poolAndNetty, r -> r.benchmark().equals(benchmark) && r.param("allocator").equals(allocator)
+                && r.param("size").equals(size));
+    }
+
+    List<String> sizes(String benchmark) {
+        List<String> sizes = new ArrayList<>();
+        for (JmhResult r : poolAndNetty) {
+            if (r.benchmark().equals(benchmark) && !sizes.contains(r.param("size"))) {
+                sizes.add(r.param("size"));
+            }
+        }
+        sizes.sort((x, y) -> Integer.compare(Integer.parseInt(x), Integer.parseInt(y)));
+        return sizes;
+    }
+
+    // ------------------------------------------------------------------ formatting
+
+    static String scoreWithError(JmhResult r) {
+        return Double.isNaN(r.error()) ? String.format(Locale.ROOT, "%.1f ns", r.score())
+                : String.format(Locale.ROOT, "%.1f ± %.1f ns", r.score(), r.error());
+    }
+
+    static String bytes(JmhResult r) {
+        double b = r.secondary("gc.alloc.rate.norm");
+        if (Double.isNaN(b)) {
+            return "— B/op";
+        }
+        return String.format(Locale.ROOT, b < 1 ? "%.2f B/op" : "%.0f B/op", b);
+    }
+
+    /** The last result matching {@code p}: results loaded later (re-runs with more forks) win. */
+    static JmhResult find(List<JmhResult> results, Predicate<JmhResult> p) {
+        for (int i = results.size() - 1; i >= 0; i--) {
+            if (p.test(results.get(i))) {
+                return results.get(i);
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,138 @@
+package io.pagepool.docs;
+
+import java.awt.Color;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.style.Styler;
+
+/**
+ * Renders the generated tables of {@code docs/benchmarks.md} and {@code README.md}, and
+ * {@code docs/images/*.png}, from the JMH
+ * results committed in {@code docs/results/}.
+ *
+ * <pre>
+ *   mvn -B -q -pl docs exec:java          (after copying new results into docs/results/)
+ * </pre>
+ * Inputs: {@value #POOL_NETTY_RESULTS} ({@code PagePoolBenchmark} and {@code ByteBufAllocatorBenchmark},
+ * {@code -prof gc -rf json}), {@value #CROSS_THREAD_RESULTS} (the cross-thread benchmark again with
+ * five forks, which replaces its one-fork figures) and {@value #SEED_RESULTS} ({@code seed-table --json}).
+ */
+public final class RenderBenchmarkDocs {
+
+    static final String POOL_NETTY_RESULTS = "results/pool-and-netty.json";
+    /** Cross-thread results with more forks; they take precedence over the same benchmarks in the file above. */
+    static final String CROSS_THREAD_RESULTS = "results/cross-thread.json";
+    static final String SEED_RESULTS = "results/seed-table.json";
+    static final String BENCHMARKS_MD = "benchmarks.md";
+
+    private RenderBenchmarkDocs() {
+    }
+
+    public static void main(String[] args) throws IOException {
+        Path docs = Path.of(args.length > 0 ? args[0] : "docs");
+        BenchmarkDocs model = load(docs);
+        Path md = docs.resolve(BENCHMARKS_MD);
+        Files.writeString(md, replaceSections(Files.readString(md, StandardCharsets.UTF_8), model.sections()),
+                StandardCharsets.UTF_8);
+        Path readme = readme(docs);
+        Files.writeString(readme, replaceSections(Files.readString(readme, StandardCharsets.UTF_8),
+                model.readmeSections()), StandardCharsets.UTF_8);
+        Path images = docs.resolve("images");
+        Files.createDirectories(images);
+        for (String benchmark : List.of("allocRelease", "batch64", "crossThread")) {
+            BitmapEncoder.saveBitmap(nettyChart(model, "ByteBufAllocatorBenchmark." + benchmark),
+                    images.resolve("netty-" + benchmark).toString(), BitmapEncoder.BitmapFormat.PNG);
+        }
+        BitmapEncoder.saveBitmap(seedChart(model), images.resolve("seed-alloc-per-page").toString(),
+                BitmapEncoder.BitmapFormat.PNG);
+        System.out.println("rendered " + md + " and " + images);
+    }
+
+    /** The repository's README.md: the docs module sits directly under the root. */
+    static Path readme(Path docs) {
+        return docs.toAbsolutePath().normalize().getParent().resolve("README.md");
+    }
+
+    static BenchmarkDocs load(Path docs) throws IOException {
+        List<JmhResult> poolAndNetty = new ArrayList<>(JmhResult.load(docs.resolve(POOL_NETTY_RESULTS)));
+        poolAndNetty.addAll(JmhResult.load(docs.resolve(CROSS_THREAD_RESULTS)));
+        return new BenchmarkDocs(poolAndNetty, JmhResult.load(docs.resolve(SEED_RESULTS)));
+    }
+
+    /** Replaces the body of every {@code <!-- generated:NAME -->} section with {@code sections.get(NAME)}. */
+    static String replaceSections(String text, Map<String, String> sections) {
+        String out = text;
+        for (Map.Entry<String, String> e : sections.entrySet()) {
+            String open = "<!-- generated:" + e.getKey() + " -->\n";
+            String close = "<!-- /generated:" + e.getKey() + " -->";
+            int start = out.indexOf(open);
+            int end = out.indexOf(close);
+            if (start < 0 || end < start) {
+                throw new IllegalStateException("no section markers for " + e.getKey());
+            }
+            out = out.substring(0, start + open.length()) + e.getValue() + out.substring(end);
+        }
+        return out;
+    }
+
+    private static XYChart nettyChart(BenchmarkDocs model, String benchmark) {
+        String title = benchmark.endsWith("allocRelease") ? "Allocate + release, one thread"
+                : benchmark.endsWith("batch64") ? "64 allocations then 64 releases, one thread"
+                : "Allocate on one thread, release on another";
+        XYChart chart = new XYChartBuilder().width(900).height(480).title(title)
+                .xAxisTitle("buffer size (bytes, log scale)").yAxisTitle("ns per buffer (log scale)").build();
+        chart.getStyler().setXAxisLogarithmic(true);
+        chart.getStyler().setYAxisLogarithmic(true);
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
+        chart.getStyler().setChartBackgroundColor(Color.WHITE);
+        for (String allocator : BenchmarkDocs.ALLOCATORS) {
+            List<Double> xs = new ArrayList<>();
+            List<Double> ys = new ArrayList<>();
+            for (String size : model.sizes(benchmark)) {
+                JmhResult r = model.nettyResult(benchmark, allocator, size);
+                if (r != null && r.score() > 0) {
+                    xs.add(Double.parseDouble(size));
+                    ys.add(r.score());
+                }
+            }
+            if (!xs.isEmpty()) {
+                chart.addSeries(allocator, xs, ys);
+            }
+        }
+        return chart;
+    }
+
+    private static XYChart seedChart(BenchmarkDocs model) {
+        XYChart chart = new XYChartBuilder().width(900).height(480)
+                .title("Order-0 allocation, one thread: single-page loop vs allocPagesBulk")
+                .xAxisTitle("pages per batch N (log scale)").yAxisTitle("ns per page allocated").build();
+        chart.getStyler().setXAxisLogarithmic(true);
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
+        chart.getStyler().setChartBackgroundColor(Color.WHITE);
+        for (String mode : BenchmarkDocs.CACHE_MODES) {
+            for (String method : List.of("singlePages", "bulkPages")) {
+                List<Double> xs = new ArrayList<>();
+                List<Double> ys = new ArrayList<>();
+                for (int n = 1; n <= 16384; n <<= 1) {
+                    JmhResult r = model.seedResult("PageAllocBulkBenchmark." + method, mode, 1, Integer.toString(n));
+                    if (r != null) {
+                        xs.add((double) n);
+                        ys.add(BenchmarkDocs.seedMeans(r, "allocNs", "freeNs", "pages")[0]);
+                    }
+                }
+                if (!xs.isEmpty()) {
+                    chart.addSeries(mode + (method.equals("singlePages") ? " single" : " bulk"), xs, ys);
+                }
+            }
+        }
+        return chart;
+    }
+}
