@@ -40,6 +40,7 @@ final class BenchmarkDocs {
         s.put("netty-allocRelease", nettyTable("ByteBufAllocatorBenchmark.allocRelease"));
         s.put("netty-batch64", nettyTable("ByteBufAllocatorBenchmark.batch64"));
         s.put("netty-crossThread", nettyTable("ByteBufAllocatorBenchmark.crossThread"));
+        s.put("refcount-cost", refCountCost());
         return s;
     }
 
@@ -314,6 +315,20 @@ final class BenchmarkDocs {
             t.append(ours == null || adaptive == null ? " — |"
                     : String.format(Locale.ROOT, " %.1fx |", adaptive.score() / ours.score()));
             t.append('\n');
+        }
+        return t.toString();
+    }
+
+    private String refCountCost() {
+        StringBuilder t = new StringBuilder("| operation | ns | B/op |\n|---|---|---|\n");
+        for (String[] b : new String[][] {{"plainIncrement", "a counter in a field (no atomic): loop overhead"},
+                {"casIncrement", "one uncontended `AtomicInteger.compareAndSet`"},
+                {"nettyRetainRelease", "`retain()` + `release()` of a live buffer: two updates of Netty's `RefCnt`"}}) {
+            JmhResult r = find(poolAndNetty, x -> x.benchmark().equals("RefCountCostBenchmark." + b[0]));
+            if (r != null) {
+                t.append("| ").append(b[1]).append(" | ").append(scoreWithError(r)).append(" | ").append(bytes(r))
+                        .append(" |\n");
+            }
         }
         return t.toString();
     }

@@ -23,7 +23,8 @@ import org.knowm.xchart.style.Styler;
  * </pre>
  * Inputs: {@value #POOL_NETTY_RESULTS} ({@code PagePoolBenchmark} and {@code ByteBufAllocatorBenchmark},
  * {@code -prof gc -rf json}), {@value #CROSS_THREAD_RESULTS} (the cross-thread benchmark again with
- * five forks, which replaces its one-fork figures) and {@value #SEED_RESULTS} ({@code seed-table --json}).
+ * five forks, which replaces its one-fork figures), {@value #REFCOUNT_RESULTS} ({@code RefCountCostBenchmark})
+ * and {@value #SEED_RESULTS} ({@code seed-table --json}).
  */
 public final class RenderBenchmarkDocs {
 
@@ -31,6 +32,8 @@ public final class RenderBenchmarkDocs {
     /** Cross-thread results with more forks; they take precedence over the same benchmarks in the file above. */
     static final String CROSS_THREAD_RESULTS = "results/cross-thread.json";
     static final String SEED_RESULTS = "results/seed-table.json";
+    /** What one reference-count update costs ({@code RefCountCostBenchmark}). */
+    static final String REFCOUNT_RESULTS = "results/refcount-cost.json";
     static final String BENCHMARKS_MD = "benchmarks.md";
 
     private RenderBenchmarkDocs() {
@@ -64,6 +67,7 @@ public final class RenderBenchmarkDocs {
     static BenchmarkDocs load(Path docs) throws IOException {
         List<JmhResult> poolAndNetty = new ArrayList<>(JmhResult.load(docs.resolve(POOL_NETTY_RESULTS)));
         poolAndNetty.addAll(JmhResult.load(docs.resolve(CROSS_THREAD_RESULTS)));
+        poolAndNetty.addAll(JmhResult.load(docs.resolve(REFCOUNT_RESULTS)));
         return new BenchmarkDocs(poolAndNetty, JmhResult.load(docs.resolve(SEED_RESULTS)));
     }
 
