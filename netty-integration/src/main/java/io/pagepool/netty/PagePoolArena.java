@@ -135,7 +135,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             if (n > 0) {
                 fragCacheCount[sizeClass] = n - 1;
                 long handle = fragCache[sizeClass][n - 1];
-                if (!buf.rebindSameFrag(this, handle, initialCapacity)) {
+                if (!buf.rebindSameFrag(this, handle, sizeClass, initialCapacity)) {
                     bindFrag(buf, handle, sizeClass, initialCapacity);
                 }
                 fastAllocations++;

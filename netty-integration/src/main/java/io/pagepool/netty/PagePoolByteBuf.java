@@ -94,12 +94,18 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
     }
 
     /**
-     * True if this object's last binding was fragment {@code handle} of {@code arena}: then only the
-     * capacity changes. The arena's fragment cache and object stack are both LIFO, so a recycled
-     * object usually gets back the fragment it last held, and binding costs one store.
+     * True if this object's last binding was fragment {@code handle} of size class {@code sizeClass}
+     * of {@code arena}: then only the capacity changes. The arena's fragment cache and object stack
+     * are both LIFO, so a recycled object usually gets back the fragment it last held, and binding
+     * costs one store.
+     *
+     * <p>The size class must match as well as the handle: a handle's generation repeats every 512
+     * carvings of its page, so an object that sat deep in the object stack can meet a handle equal to
+     * its stale one that now names a fragment of another size at the same offset. Handle and class
+     * together always name the same bytes.
      */
-    boolean rebindSameFrag(PagePoolArena arena, long handle, int capacity) {
-        if (fragHandle == handle && kind == FRAG && memArena == arena) {
+    boolean rebindSameFrag(PagePoolArena arena, long handle, int sizeClass, int capacity) {
+        if (fragHandle == handle && fragClass == sizeClass && kind == FRAG && memArena == arena) {
             length = capacity;
             return true;
         }
