@@ -76,19 +76,13 @@ final class BenchmarkDocs {
                 t.append(String.format(Locale.ROOT, "| %s | %.1f | %s |%n", p[1], r.score(), p[2]));
             }
         }
-        JmhResult single = seedResult("PageAllocBulkBenchmark.singlePages", "PER_THREAD", 1, "64");
-        JmhResult bulk = seedResult("PageAllocBulkBenchmark.bulkPages", "PER_THREAD", 1, "64");
-        JmhResult byPage = seedResult("ContigRangeFreeBenchmark.pageByPage", "PER_THREAD", 1, null);
-        JmhResult contig = seedResult("ContigRangeFreeBenchmark.contigRange", "PER_THREAD", 1, null);
-        if (single != null && bulk != null && byPage != null && contig != null) {
-            double s = seedMeans(single, "allocNs", "freeNs", "pages")[0];
-            double b = seedMeans(bulk, "allocNs", "freeNs", "pages")[0];
-            double p = seedMeans(byPage, "allocSplitNs", "rangeFreeNs", "ranges")[1];
-            double c = seedMeans(contig, "allocSplitNs", "rangeFreeNs", "ranges")[1];
+        SeedRow row = seedRow("PER_THREAD", 1);
+        if (row != null) {
             t.append(String.format(Locale.ROOT, "%nPage allocator (`PER_THREAD`, one thread): an order-0 page costs"
                     + " %.2f ns through `allocPagesBulk(64)` against %.2f ns one call at a time (%.0f%% cheaper; the"
                     + " seeds measured 64-72%%), and a split order-9 block is freed %.0fx faster by"
-                    + " `freeContigRange` than page by page (seed 004: 12x).%n", b, s, 100 * (1 - b / s), p / c));
+                    + " `freeContigRange` than page by page (seed 004: 12x).%n", row.bulk[0], row.single[0],
+                    row.bulkCheaperPercent(), row.contigSpeedup()));
         }
         return t.toString();
     }
@@ -109,25 +103,18 @@ final class BenchmarkDocs {
         String worstContigAt = "";
         for (int threads : new int[] {1, 2}) {
             for (String mode : CACHE_MODES) {
-                JmhResult single = seedResult("PageAllocBulkBenchmark.singlePages", mode, threads, "64");
-                JmhResult bulk = seedResult("PageAllocBulkBenchmark.bulkPages", mode, threads, "64");
-                if (single != null && bulk != null) {
-                    double pct = 100 * (1 - seedMeans(bulk, "allocNs", "freeNs", "pages")[0]
-                            / seedMeans(single, "allocNs", "freeNs", "pages")[0]);
-                    if (pct < worstBulk) {
-                        worstBulk = pct;
-                        worstBulkAt = mode + ", " + threads + (threads == 1 ? " thread" : " threads");
-                    }
+                SeedRow row = seedRow(mode, threads);
+                if (row == null) {
+                    continue;
                 }
-                JmhResult byPage = seedResult("ContigRangeFreeBenchmark.pageByPage", mode, threads, null);
-                JmhResult contig = seedResult("ContigRangeFreeBenchmark.contigRange", mode, threads, null);
-                if (byPage != null && contig != null) {
-                    double x = seedMeans(byPage, "allocSplitNs", "rangeFreeNs", "ranges")[1]
-                            / seedMeans(contig, "allocSplitNs", "rangeFreeNs", "ranges")[1];
-                    if (x < worstContig) {
-                        worstContig = x;
-                        worstContigAt = mode + ", " + threads + (threads == 1 ? " thread" : " threads");
-                    }
+                String at = mode + ", " + threads + (threads == 1 ? " thread" : " threads");
+                if (row.bulkCheaperPercent() < worstBulk) {
+                    worstBulk = row.bulkCheaperPercent();
+                    worstBulkAt = at;
+                }
+                if (row.contigSpeedup() < worstContig) {
+                    worstContig = row.contigSpeedup();
+                    worstContigAt = at;
                 }
             }
         }
@@ -242,6 +229,34 @@ final class BenchmarkDocs {
                 && r.threads() == threads && (nrPages == null || r.param("nrPages").equals(nrPages)));
     }
 
+    /**
+     * One cache mode and thread count of the seed tables at N = 64: per-page {alloc, free, total}
+     * of the single-page loop and the bulk call, per-range {alloc + split, free, round} of the two
+     * order-9 frees. Null if any of the four trials is missing.
+     */
+    record SeedRow(double[] single, double[] bulk, double[] byPage, double[] contig) {
+        double bulkCheaperPercent() {
+            return 100 * (1 - bulk[0] / single[0]);
+        }
+
+        double contigSpeedup() {
+            return byPage[1] / contig[1];
+        }
+    }
+
+    SeedRow seedRow(String mode, int threads) {
+        JmhResult single = seedResult("PageAllocBulkBenchmark.singlePages", mode, threads, "64");
+        JmhResult bulk = seedResult("PageAllocBulkBenchmark.bulkPages", mode, threads, "64");
+        JmhResult byPage = seedResult("ContigRangeFreeBenchmark.pageByPage", mode, threads, null);
+        JmhResult contig = seedResult("ContigRangeFreeBenchmark.contigRange", mode, threads, null);
+        if (single == null || bulk == null || byPage == null || contig == null) {
+            return null;
+        }
+        return new SeedRow(seedMeans(single, "allocNs", "freeNs", "pages"), seedMeans(bulk, "allocNs", "freeNs", "pages"),
+                seedMeans(byPage, "allocSplitNs", "rangeFreeNs", "ranges"),
+                seedMeans(contig, "allocSplitNs", "rangeFreeNs", "ranges"));
+    }
+
     private String seedSummary() {
         StringBuilder t = new StringBuilder();
         t.append("| cache mode | threads | alloc-odr0-64 single | bulk | cheaper | total-odr0-64 single | bulk | cheaper"
@@ -249,21 +264,14 @@ final class BenchmarkDocs {
         t.append("|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (int threads : new int[] {1, 2}) {
             for (String mode : CACHE_MODES) {
-                JmhResult single = seedResult("PageAllocBulkBenchmark.singlePages", mode, threads, "64");
-                JmhResult bulk = seedResult("PageAllocBulkBenchmark.bulkPages", mode, threads, "64");
-                JmhResult byPage = seedResult("ContigRangeFreeBenchmark.pageByPage", mode, threads, null);
-                JmhResult contig = seedResult("ContigRangeFreeBenchmark.contigRange", mode, threads, null);
-                if (single == null || bulk == null || byPage == null || contig == null) {
+                SeedRow r = seedRow(mode, threads);
+                if (r == null) {
                     continue;
                 }
-                double[] s = seedMeans(single, "allocNs", "freeNs", "pages");
-                double[] b = seedMeans(bulk, "allocNs", "freeNs", "pages");
-                double[] p = seedMeans(byPage, "allocSplitNs", "rangeFreeNs", "ranges");
-                double[] c = seedMeans(contig, "allocSplitNs", "rangeFreeNs", "ranges");
                 t.append(String.format(Locale.ROOT,
                         "| %s | %d | %.2f ns | %.2f ns | %.0f%% | %.2f ns | %.2f ns | %.0f%% | %,.0f ns | %,.0f ns | %.1fx |%n",
-                        mode, threads, s[0], b[0], 100 * (1 - b[0] / s[0]), s[2], b[2], 100 * (1 - b[2] / s[2]),
-                        p[1], c[1], p[1] / c[1]));
+                        mode, threads, r.single[0], r.bulk[0], r.bulkCheaperPercent(), r.single[2], r.bulk[2],
+                        100 * (1 - r.bulk[2] / r.single[2]), r.byPage[1], r.contig[1], r.contigSpeedup()));
             }
         }
         return t.toString();
