@@ -1,13 +1,16 @@
 package io.pagepool.netty;
 
-import io.netty.buffer.AbstractReferenceCountedByteBuf;
+import io.netty.buffer.AbstractByteBuf;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.util.IllegalReferenceCountException;
 import io.pagepool.core.PageAllocator;
 import io.pagepool.core.PagePool;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.ClosedChannelException;
@@ -39,9 +42,39 @@ import java.nio.channels.ScatteringByteChannel;
  * arena or allocator it came from ({@link #memArena}), from whichever thread releases it. Growth
  * beyond the backing moves the buffer to new memory of the right size class and frees the old.
  *
+ * <h2>Reference count: the last release on the owner thread is a plain store</h2>
+ * Netty's own buffers release with a compare-and-swap, which costs more on its own (11 ns on the
+ * machine in docs/benchmarks.md) than the rest of a pooled allocate + release pair. This class
+ * keeps its own count and takes one shortcut:
+ * <pre>
+ *   release() reads count c
+ *     c == 1 and this is the home arena's owner thread  -&gt; store 0 (plain), deallocate     no atomic
+ *     otherwise                                          -&gt; CAS c -&gt; c-1 (0: deallocate)   as Netty
+ *   retain(), release(n &gt; 1), every release on another thread: CAS, as Netty
+ * </pre>
+ * A count of 1 means the caller holds the only reference, so no correct program has another thread
+ * touching the count at that moment: legal concurrent use (two holders releasing together) starts
+ * at 2 and goes through the CAS. Sequential misuse is caught as before (release or access at 0
+ * throws {@link IllegalReferenceCountException}). What is lost is Netty's catch of one caller bug:
+ * the owner and another thread releasing the same last reference at the same instant. Both then
+ * deallocate; the other thread's release reaches the owner through the arena's remote-free queue,
+ * where the owner sees the object is already back in its stack or in use again, drops the entry,
+ * logs it and counts it ({@code concurrentDoubleReleases} in the metrics), so the memory is still
+ * returned once. The jcstress module checks the legal case; ConcurrentDoubleReleaseTest the caught one.
+ *
  * <p>Thread safety: as any Netty buffer, not thread-safe except for reference counting.
  */
-final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
+final class PagePoolByteBuf extends AbstractByteBuf {
+
+    private static final VarHandle REF_CNT;
+
+    static {
+        try {
+            REF_CNT = MethodHandles.lookup().findVarHandle(PagePoolByteBuf.class, "refCnt", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 
     /** No memory bound: it was returned by the thread that released the buffer. */
     static final byte NONE = 0;
@@ -54,7 +87,14 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
 
     /** Arena whose object stack this object returns to; null for objects made off any arena. */
     final PagePoolArena home;
+    /** {@code home.owner}, or null: the thread whose release of the last reference needs no atomic. */
+    private final Thread owner;
     private final PagePoolByteBufAllocator alloc;
+
+    /** References held; 0 once released (and while the object waits in a stack or queue). */
+    private volatile int refCnt;
+    /** On the home arena's object stack. Owner thread only: tells a stale queued release from a real one. */
+    boolean parked;
 
     // The memory binding. Written by bind(), read by every access.
     private byte kind;
@@ -78,13 +118,15 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
         super(0);
         this.alloc = alloc;
         this.home = home;
+        this.owner = home != null ? home.owner : null;
     }
 
     // ------------------------------------------------------------------ binding (arena side)
 
     /** Prepares a recycled or new object for use: reference count 1, indexes and marks 0. */
     void reuse(int maxCapacity) {
-        resetRefCnt();
+        REF_CNT.set(this, 1); // not yet visible to any other thread: a plain store
+        parked = false;
         if (maxCapacity() != maxCapacity) {
             maxCapacity(maxCapacity);
         }
@@ -131,9 +173,11 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
         bindMemory(memory, base, address, capacity, pageSize);
     }
 
-    void bindBlock(int pfn, int order, ByteBuffer memory, int base, long address, int capacity, int blockSize) {
+    /** {@code arena} is where a release on another thread sends the block, or null to free it in place. */
+    void bindBlock(PagePoolArena arena, int pfn, int order, ByteBuffer memory, int base, long address, int capacity,
+            int blockSize) {
         this.kind = BLOCK;
-        this.memArena = null;
+        this.memArena = arena;
         this.fallback = null;
         this.pfn = pfn;
         this.order = order;
@@ -173,6 +217,10 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
         return pfn;
     }
 
+    int boundOrder() {
+        return order;
+    }
+
     int backingSize() {
         return backingSize;
     }
@@ -188,7 +236,7 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
                 arena.releasePage(pfn);
                 break;
             case BLOCK:
-                alloc.pageAllocator().freePages(pfn, order);
+                alloc.pageAllocator().freePages(pfn, order); // into the calling thread's per-CPU set
                 break;
             default:
                 alloc.fallbackReleased(fallback.capacity());
@@ -197,22 +245,100 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
         }
     }
 
-    /**
-     * The last reference is gone. Memory of the home arena's pool goes back with the object: on the
-     * owner thread straight into its caches, on any other thread through the owner's queue of
-     * returned objects (one offer; the owner returns the memory with plain operations when it drains
-     * the queue). Anything else is returned here, thread-safely, and the object follows on its own.
-     * A binding returned with the object stays in the object's fields (use after release still fails
-     * in {@code ensureAccessible}), so the owner can rebind it for free.
-     */
+    // ------------------------------------------------------------------ reference count
+
     @Override
-    protected void deallocate() {
+    public int refCnt() {
+        return refCnt;
+    }
+
+    @Override
+    public ByteBuf retain() {
+        return retain0(1);
+    }
+
+    @Override
+    public ByteBuf retain(int increment) {
+        if (increment <= 0) {
+            throw new IllegalArgumentException("increment: " + increment + " (expected: > 0)");
+        }
+        return retain0(increment);
+    }
+
+    private ByteBuf retain0(int increment) {
+        for (;;) {
+            int c = refCnt;
+            if (c == 0 || c + increment <= 0) { // released, or the count would overflow
+                throw new IllegalReferenceCountException(c, increment);
+            }
+            if (REF_CNT.compareAndSet(this, c, c + increment)) {
+                return this;
+            }
+        }
+    }
+
+    @Override
+    public boolean release() {
+        return release0(1);
+    }
+
+    @Override
+    public boolean release(int decrement) {
+        if (decrement <= 0) {
+            throw new IllegalArgumentException("decrement: " + decrement + " (expected: > 0)");
+        }
+        return release0(decrement);
+    }
+
+    /** See the class comment: the owner's release of the only reference is a plain store, all else a CAS. */
+    private boolean release0(int decrement) {
+        int c = refCnt;
+        if (c == decrement && Thread.currentThread() == owner) {
+            REF_CNT.setRelease(this, 0);
+            deallocate();
+            return true;
+        }
+        for (;;) {
+            if (c < decrement) {
+                throw new IllegalReferenceCountException(c, -decrement);
+            }
+            if (REF_CNT.compareAndSet(this, c, c - decrement)) {
+                if (c == decrement) {
+                    deallocate();
+                    return true;
+                }
+                return false;
+            }
+            c = refCnt;
+        }
+    }
+
+    @Override
+    public ByteBuf touch() {
+        return this;
+    }
+
+    @Override
+    public ByteBuf touch(Object hint) {
+        return this;
+    }
+
+    /**
+     * The last reference is gone. Memory of the home arena (fragments, pages, and blocks up to the
+     * per-CPU orders) goes back with the object: on the owner thread straight into its caches, on any
+     * other thread through the owner's queue of returned objects (one offer; the owner returns the
+     * memory with plain operations when it drains the queue). Anything else is returned here,
+     * thread-safely, and the object follows on its own. A binding returned with the object stays in
+     * the object's fields (use after release still fails in {@code ensureAccessible}), so the owner
+     * can rebind it for free.
+     */
+    private void deallocate() {
         PagePoolArena arena = home;
         if (arena != null && memArena == arena) {
             if (kind == FRAG && arena.recycleFragLocally(this, fragHandle, fragClass)) {
                 return;
             }
-            if ((kind == FRAG || kind == PAGE) && arena.returnFromOtherThread(this)) {
+            if (arena.returnFromOtherThread(this)) {
                 return;
             }
         }
@@ -629,9 +755,18 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
             return "PagePoolByteBuf(freed)";
         }
         return "PagePoolByteBuf(" + kindName() + ", ridx: " + readerIndex() + ", widx: " + writerIndex() + ", cap: "
-                + length + "/" + maxCapacity() + ", backing: " + backingSize
-                + (kind == FRAG ? ", pfn " + PagePool.fragPfn(fragHandle) + " +" + PagePool.fragOffset(fragHandle)
-                        : kind == FALLBACK ? "" : ", pfn " + pfn) + ")";
+                + length + "/" + maxCapacity() + ", backing: " + backingSize + where() + ")";
+    }
+
+    /** The object and its memory binding, whatever the reference count: for error messages. */
+    String describe() {
+        return "PagePoolByteBuf@" + Integer.toHexString(System.identityHashCode(this)) + "(" + kindName() + where()
+                + ")";
+    }
+
+    private String where() {
+        return kind == FRAG ? ", pfn " + PagePool.fragPfn(fragHandle) + " +" + PagePool.fragOffset(fragHandle)
+                : kind == FALLBACK || kind == NONE ? "" : ", pfn " + pfn;
     }
 
     private String kindName() {
@@ -642,6 +777,8 @@ final class PagePoolByteBuf extends AbstractReferenceCountedByteBuf {
                 return "page";
             case BLOCK:
                 return "order-" + order + " block";
+            case NONE:
+                return "no memory";
             default:
                 return "unpooled fallback";
         }

@@ -259,13 +259,17 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
     }
 
     private void bindWithoutArena(PagePoolByteBuf buf, int capacity) {
-        if (!bindBlock(buf, Math.max(capacity, 1))) {
+        if (!bindBlock(buf, Math.max(capacity, 1), null)) {
             bindFallback(buf, capacity);
         }
     }
 
-    /** Binds a block of the smallest order that holds {@code capacity}; false if too large or exhausted. */
-    boolean bindBlock(PagePoolByteBuf buf, int capacity) {
+    /**
+     * Binds a block of the smallest order that holds {@code capacity}; false if too large or exhausted.
+     * A block of at most {@link PagePoolArena#MAX_ROUTED_BLOCK_ORDER} allocated for {@code arena}
+     * (null: none) goes back to that arena's owner when released on another thread.
+     */
+    boolean bindBlock(PagePoolByteBuf buf, int capacity, PagePoolArena arena) {
         int pagesNeeded = (int) (((long) capacity + pageSize - 1) / pageSize);
         int order = pagesNeeded <= 1 ? 0 : 32 - Integer.numberOfLeadingZeros(pagesNeeded - 1);
         if (order > pages.maxOrder() || pages.isClosed()) {
@@ -276,7 +280,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             return false;
         }
         long address = pages.address(pfn);
-        buf.bindBlock(pfn, order, pages.regionBuffer(pfn), pages.regionOffset(pfn), address, capacity,
+        buf.bindBlock(order <= PagePoolArena.MAX_ROUTED_BLOCK_ORDER ? arena : null, pfn, order, pages.regionBuffer(pfn), pages.regionOffset(pfn), address, capacity,
                 pageSize << order);
         return true;
     }

@@ -74,6 +74,18 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
         return sum;
     }
 
+    /**
+     * Times the owner thread and another thread released the same last reference at once (a caller
+     * bug); each was caught and the memory returned once. See {@link ArenaMetric#concurrentDoubleReleases()}.
+     */
+    public long concurrentDoubleReleases() {
+        long sum = 0;
+        for (ArenaMetric a : arenas()) {
+            sum += a.concurrentDoubleReleases();
+        }
+        return sum;
+    }
+
     /** Free pages parked in arenas' pool caches and rings, ready for reuse. */
     public long pagesParkedInPools() {
         long sum = 0;
@@ -97,6 +109,7 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
         private final int pooledObjects;
         private final long buffersAllocated;
         private final long fragmentCacheHits;
+        private final long concurrentDoubleReleases;
 
         ArenaMetric(PagePoolArena arena) {
             this.threadName = arena.owner.getName();
@@ -105,6 +118,7 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
             this.pooledObjects = arena.pooledObjects();
             this.buffersAllocated = arena.buffersAllocated();
             this.fragmentCacheHits = arena.fragCacheHits();
+            this.concurrentDoubleReleases = arena.concurrentDoubleReleases;
         }
 
         /** Name of the thread that owns the arena (an event loop, typically). */
@@ -137,10 +151,23 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
             return fragmentCacheHits;
         }
 
+        /**
+         * Buffers of this arena whose last reference was released by the owner thread and another
+         * thread at the same time. The owner's release skips the atomic, so this caller bug is caught
+         * when the second release reaches the owner's queue: it is dropped (memory returned once),
+         * logged, and counted here. Should stay 0; anything else points at a reference-count bug in
+         * the application.
+         */
+        public long concurrentDoubleReleases() {
+            return concurrentDoubleReleases;
+        }
+
         @Override
         public String toString() {
             return "Arena{" + threadName + ", buffers=" + buffersAllocated + ", fragCacheHits=" + fragmentCacheHits
-                    + ", cachedFragments=" + cachedFragments + ", pooledObjects=" + pooledObjects + ", " + poolStats + "}";
+                    + ", cachedFragments=" + cachedFragments + ", pooledObjects=" + pooledObjects
+                    + (concurrentDoubleReleases != 0 ? ", concurrentDoubleReleases=" + concurrentDoubleReleases : "")
+                    + ", " + poolStats + "}";
         }
     }
 }

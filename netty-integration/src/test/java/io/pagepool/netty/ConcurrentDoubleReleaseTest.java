@@ -1,0 +1,229 @@
+package io.pagepool.netty;
+
+import static io.pagepool.netty.PagePoolByteBufContractTest.raw;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.util.IllegalReferenceCountException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The reference count's one shortcut (see {@link PagePoolByteBuf}): the owner thread releases the
+ * only reference with a plain store. Legal concurrent releases (two holders) still go through the
+ * CAS and deallocate once; the caller bug the shortcut no longer catches in the count itself (the
+ * owner and another thread releasing the same last reference at once) is caught when the second
+ * release reaches the owner's queue, and never hands memory or an object out twice.
+ */
+class ConcurrentDoubleReleaseTest {
+
+    private final PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(4 << 20).build();
+
+    @AfterEach
+    void close() {
+        alloc.close(); // refuses while any page is still out: every test must give everything back
+    }
+
+    private PagePoolArena arena() {
+        return alloc.arenasSnapshot().get(0);
+    }
+
+    /** A 16 KiB block is never in a fragment cache, so allocating one drains the returned-objects queue first. */
+    private void drainOnOwner() {
+        alloc.directBuffer(16384).release();
+    }
+
+    private static void onOtherThread(Runnable action) throws InterruptedException {
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread t = new Thread(() -> {
+            try {
+                action.run();
+            } catch (Throwable e) {
+                failure.set(e);
+            }
+        }, "other");
+        t.start();
+        t.join();
+        if (failure.get() != null) {
+            throw new AssertionError("on the other thread", failure.get());
+        }
+    }
+
+    @Test
+    void theOwnersReleaseOfTheLastReferenceStillCatchesSequentialMisuse() {
+        ByteBuf buf = alloc.directBuffer(256);
+        assertTrue(buf.release());
+        assertEquals(0, buf.refCnt());
+        IllegalReferenceCountException e = assertThrows(IllegalReferenceCountException.class, buf::release);
+        assertTrue(e.getMessage().contains("refCnt: 0"), e.getMessage());
+        assertThrows(IllegalReferenceCountException.class, buf::retain);
+        assertThrows(IllegalReferenceCountException.class, () -> buf.getByte(0));
+    }
+
+    @Test
+    void aStaleQueuedReleaseOfAnObjectAlreadyOnTheStackIsDroppedNotStackedTwice() throws InterruptedException {
+        ByteBuf buf = alloc.directBuffer(256);
+        PagePoolByteBuf object = raw(buf);
+        buf.release(); // the owner's release: object parked on the stack, fragment in the cache
+        // What the other thread of a racing double release does after its CAS won: queue the object home.
+        onOtherThread(() -> assertTrue(arena().returnFromOtherThread(object)));
+
+        drainOnOwner();
+        assertEquals(1, alloc.metric().concurrentDoubleReleases());
+
+        ByteBuf a = alloc.directBuffer(256);
+        ByteBuf b = alloc.directBuffer(256);
+        assertNotSame(raw(a), raw(b), "the object was on the stack once, so two buffers are two objects");
+        assertFalse(a.memoryAddress() == b.memoryAddress(), "and two fragments");
+        a.release();
+        b.release();
+    }
+
+    @Test
+    void aStaleQueuedReleaseOfAnObjectInUseAgainLeavesTheNewHoldersMemoryAlone() throws InterruptedException {
+        ByteBuf buf = alloc.directBuffer(256);
+        PagePoolByteBuf object = raw(buf);
+        buf.release();
+        ByteBuf again = alloc.directBuffer(256);
+        assertSame(object, raw(again), "LIFO: the new holder got the same object and fragment");
+        again.writeLong(0x1122334455667788L);
+        onOtherThread(() -> assertTrue(arena().returnFromOtherThread(object)));
+
+        drainOnOwner();
+        assertEquals(1, alloc.metric().concurrentDoubleReleases());
+        assertEquals(1, again.refCnt(), "the dropped entry did not touch the live buffer");
+        ByteBuf other = alloc.directBuffer(256);
+        assertFalse(other.memoryAddress() == again.memoryAddress(), "the live buffer's fragment was not freed");
+        other.writeLong(0);
+        assertEquals(0x1122334455667788L, again.getLong(0));
+        other.release();
+        again.release();
+    }
+
+    @Test
+    void ownerAndAnotherThreadReleasingOneLastReferenceAtOnceIsReportedExactlyOncePerRace() throws Exception {
+        int rounds = 20_000;
+        AtomicReference<ByteBuf> shared = new AtomicReference<>();
+        CyclicBarrier go = new CyclicBarrier(2);
+        CyclicBarrier done = new CyclicBarrier(2);
+        AtomicInteger exceptions = new AtomicInteger();
+        Thread other = new Thread(() -> {
+            try {
+                for (int i = 0; i < rounds; i++) {
+                    go.await();
+                    try {
+                        shared.get().release();
+                    } catch (IllegalReferenceCountException e) {
+                        exceptions.incrementAndGet();
+                    }
+                    done.await();
+                }
+            } catch (Exception e) {
+                throw new AssertionError(e);
+            }
+        }, "other");
+        other.start();
+        for (int i = 0; i < rounds; i++) {
+            shared.set(alloc.directBuffer(256));
+            go.await();
+            try {
+                shared.get().release();
+            } catch (IllegalReferenceCountException e) {
+                exceptions.incrementAndGet();
+            }
+            done.await();
+        }
+        other.join();
+        drainOnOwner();
+
+        // Each round misused one reference once: either a release saw count 0 and threw, or both
+        // released and the owner's queue caught the second. Never neither, never both.
+        assertEquals(rounds, exceptions.get() + alloc.metric().concurrentDoubleReleases(),
+                "exceptions " + exceptions.get() + ", caught in the queue " + alloc.metric().concurrentDoubleReleases());
+        assertNothingHandedOutTwice();
+    }
+
+    @Test
+    void twoHoldersReleasingTogetherDeallocateOnceWithoutAnyReport() throws Exception {
+        int rounds = 20_000;
+        AtomicReference<ByteBuf> shared = new AtomicReference<>();
+        CyclicBarrier go = new CyclicBarrier(2);
+        CyclicBarrier done = new CyclicBarrier(2);
+        AtomicInteger lastReleases = new AtomicInteger();
+        Thread other = new Thread(() -> {
+            try {
+                for (int i = 0; i < rounds; i++) {
+                    go.await();
+                    if (shared.get().release()) {
+                        lastReleases.incrementAndGet();
+                    }
+                    done.await();
+                }
+            } catch (Exception e) {
+                throw new AssertionError(e);
+            }
+        }, "other");
+        other.start();
+        for (int i = 0; i < rounds; i++) {
+            ByteBuf buf = alloc.directBuffer(i % 2 == 0 ? 256 : 16384); // a fragment and a routed block
+            buf.retain(); // two holders: this thread and the other
+            shared.set(buf);
+            go.await();
+            if (buf.release()) {
+                lastReleases.incrementAndGet();
+            }
+            done.await();
+            assertEquals(0, buf.refCnt());
+        }
+        other.join();
+        drainOnOwner();
+
+        assertEquals(rounds, lastReleases.get(), "exactly one of the two releases was the last, every round");
+        assertEquals(0, alloc.metric().concurrentDoubleReleases(), "legal use is never reported");
+        assertNothingHandedOutTwice();
+    }
+
+    @Test
+    void aBlockReleasedOnAnotherThreadGoesHomeToTheOwnersCache() throws InterruptedException {
+        ByteBuf block = alloc.directBuffer(16384);
+        int pfn = raw(block).pfn();
+        onOtherThread(block::release);
+        ByteBuf next = alloc.directBuffer(16384);
+        assertEquals(pfn, raw(next).pfn(), "the owner drained the queue into its own per-CPU set and reused the block");
+        next.release();
+
+        ByteBuf big = alloc.directBuffer(64 * 1024); // order 4: above the per-CPU orders
+        long freeBefore = alloc.pageAllocator().stats().freePages();
+        onOtherThread(big::release);
+        assertEquals(freeBefore + 16, alloc.pageAllocator().stats().freePages(),
+                "freed in place by the releasing thread, not parked until the owner drains its queue");
+    }
+
+    /** Sixty-four live buffers of the raced class: all distinct objects over distinct memory. */
+    private void assertNothingHandedOutTwice() {
+        List<ByteBuf> live = new ArrayList<>();
+        Set<PagePoolByteBuf> objects = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Long> addresses = new HashSet<>();
+        for (int i = 0; i < 64; i++) {
+            ByteBuf b = alloc.directBuffer(256);
+            live.add(b);
+            assertTrue(objects.add(raw(b)), "buffer object handed out twice: " + raw(b).describe());
+            assertTrue(addresses.add(b.memoryAddress()), "fragment handed out twice: " + raw(b).describe());
+        }
+        live.forEach(ByteBuf::release);
+    }
+}
