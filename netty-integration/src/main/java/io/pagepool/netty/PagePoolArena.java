@@ -16,8 +16,8 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * <h2>Where a buffer's memory comes from</h2>
  * <pre>
  *   requested capacity          memory                                   released on owner / elsewhere
- *   &lt;= maxFragmentSize         fragment of a pool page, by size class    handle cache / putFrag (atomic)
- *     (64, 128, ... pageSize/2)  (handle cache first, then allocFrag)
+ *   &lt;= maxFragmentSize         fragment of a pool page, by size class    class stack / queue to the owner
+ *     (64, 128, ... pageSize/2)  (class stack first, then allocFrag)
  *   &lt;= pageSize                a whole pool page (allocPage)             recycleDirect / ring
  *   &lt;= pageSize &lt;&lt; 3         a block from the PageAllocator, through   owner's per-CPU cache / queue
  *                               its per-CPU caches (orders 1-3)           to the owner, freed there
@@ -25,13 +25,18 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  *   larger, or exhausted        the allocator's fallback policy
  * </pre>
  *
- * <h2>Why a handle cache in front of the pool's fragments</h2>
+ * <h2>Why per-class stacks of bound buffers in front of the pool's fragments</h2>
  * {@link PagePool#putFrag} is safe from any thread, so it pays two atomic operations (a bitmap
  * bit that catches double release, and the page's fragment count). A buffer released on its owner
- * thread instead pushes its fragment handle onto a plain per-class stack, and the next buffer of
- * that class reuses it: a same-thread allocate/release pair costs no atomic operation besides
- * Netty's own reference count. The stacks are bounded ({@code fragmentCacheSize} handles per class); past
- * that, fragments go back to the pool.
+ * thread instead goes, object and fragment together, onto a plain stack for its size class, and
+ * the next buffer of that class is that object again with its capacity and indexes reset: a
+ * same-thread allocate/release pair is one pop and one push, with no atomic operation at all (see
+ * {@link PagePoolByteBuf} for the reference count). Keeping the fragment in the object, rather
+ * than its handle in a separate stack, removes a second chain of dependent loads and stores from
+ * every pair: 14.6 to 9.8 ns per 2 KiB pair on the machine in docs/benchmarks.md. The stacks are
+ * bounded ({@code fragmentCacheSize} buffers per class); past that, fragments go back to the pool.
+ * A fragment that comes back without an object (a buffer grew out of it) borrows a spare object
+ * from the object stack to join its class stack.
  *
  * <h2>Buffers released on other threads: a remote-free queue</h2>
  * A buffer released on a thread other than its arena's owner does not touch the pool's shared
@@ -57,8 +62,8 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * the second of two releases, and is dropped, logged and counted instead of freeing memory twice.
  *
  * <h2>Buffer objects</h2>
- * Recycled through a plain stack on the owner thread, and through the same queue from other
- * threads (if the stack is full, an object is left to the garbage collector). Netty's {@code Recycler} is not used: it
+ * Objects without memory are recycled through a plain stack on the owner thread, and through the
+ * same queue from other threads (if the stack is full, an object is left to the garbage collector). Netty's {@code Recycler} is not used: it
  * only pools objects on {@code FastThreadLocalThread}s and by default keeps one new object in
  * eight, so plain threads would allocate a buffer object per call.
  *
@@ -87,8 +92,9 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     private final ByteBuffer[] regionBuffers;
     private final long[] regionAddresses;
 
-    private final long[][] fragCache;
-    private final int[] fragCacheCount;
+    /** Per size class, released fragment buffers still bound to their fragments (LIFO). */
+    private final PagePoolByteBuf[][] fragBufs;
+    private final int[] fragBufCount;
     private final PagePoolByteBuf[] objects;
     private int objectCount;
     private final MpscAtomicArrayQueue<PagePoolByteBuf> returnedObjects;
@@ -124,11 +130,8 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         this.regionBuffers = new ByteBuffer[regions];
         this.regionAddresses = new long[regions];
         int classes = sizeClass(maxFragSize) + 1;
-        this.fragCache = new long[classes][];
-        this.fragCacheCount = new int[classes];
-        for (int c = 0; c < classes; c++) {
-            fragCache[c] = new long[fragmentCacheSize];
-        }
+        this.fragBufs = new PagePoolByteBuf[classes][fragmentCacheSize];
+        this.fragBufCount = new int[classes];
         this.objects = new PagePoolByteBuf[objectCacheSize];
         this.returnedObjects = new MpscAtomicArrayQueue<>(Math.max(2, objectCacheSize));
     }
@@ -145,32 +148,34 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     // ------------------------------------------------------------------ owner thread
 
     /**
-     * A buffer of {@code initialCapacity} bytes. The fast path, a fragment-cache hit with a pooled
-     * object, is kept small enough for the JIT to inline; everything else is in {@link #newBufferSlow}.
+     * A buffer of {@code initialCapacity} bytes. The fast path, a pop from the size class's stack of
+     * bound buffers, is kept small enough for the JIT to inline; everything else is in
+     * {@link #newBufferSlow}.
      */
     PagePoolByteBuf newBuffer(int initialCapacity, int maxCapacity) {
-        PagePoolByteBuf buf = takeObject();
-        buf.reuse(maxCapacity);
         if (initialCapacity <= maxFragSize) {
             int sizeClass = sizeClass(initialCapacity);
-            int n = fragCacheCount[sizeClass];
+            int n = fragBufCount[sizeClass];
             if (n > 0) {
-                fragCacheCount[sizeClass] = n - 1;
-                long handle = fragCache[sizeClass][n - 1];
-                if (!buf.rebindSameFrag(this, handle, sizeClass, initialCapacity)) {
-                    bindFrag(buf, handle, sizeClass, initialCapacity);
-                }
+                fragBufCount[sizeClass] = n - 1;
+                PagePoolByteBuf buf = fragBufs[sizeClass][n - 1]; // the slot keeps a stale reference: harmless
+                buf.reuse(initialCapacity, maxCapacity);
                 fastAllocations++;
                 return buf;
             }
         }
-        return newBufferSlow(buf, initialCapacity);
+        return newBufferSlow(initialCapacity, maxCapacity);
     }
 
-    private PagePoolByteBuf newBufferSlow(PagePoolByteBuf buf, int initialCapacity) {
+    private PagePoolByteBuf newBufferSlow(int initialCapacity, int maxCapacity) {
         if (!returnedObjects.isEmpty()) {
             drainReturned(); // buffers released on other threads may have brought memory back
+            if (initialCapacity <= maxFragSize && fragBufCount[sizeClass(initialCapacity)] > 0) {
+                return newBuffer(initialCapacity, maxCapacity);
+            }
         }
+        PagePoolByteBuf buf = takeObject();
+        buf.reuse(initialCapacity, maxCapacity);
         try {
             bind(buf, initialCapacity);
         } catch (RuntimeException | Error e) {
@@ -209,30 +214,60 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     }
 
     /**
-     * Owner thread: takes back every buffer released on other threads, returning the memory each
-     * brought (fragment handle to the class cache, page to the pool's cache) and keeping the object.
+     * Owner thread: takes back every buffer released on other threads. A fragment buffer joins its
+     * class stack as it is; otherwise the memory it brought goes back (page to the pool's cache,
+     * block to the owner's per-CPU set) and the object onto the object stack.
      */
     private void drainReturned() {
         PagePoolByteBuf buf;
         while ((buf = returnedObjects.relaxedPoll()) != null) {
-            if (releaseReturnedMemory(buf) && objectCount < objects.length) {
-                buf.parked = true;
-                objects[objectCount++] = buf;
+            if (isSecondRelease(buf)) {
+                continue;
             }
+            if (buf.kind() == PagePoolByteBuf.FRAG && pushFragBuf(buf, buf.fragClass())) {
+                continue;
+            }
+            releaseReturnedMemory(buf);
+            buf.unbind();
+            pushObject(buf);
         }
     }
 
-    /**
-     * Returns the memory a queued object brought, or, if the entry is the second of two releases of
-     * one last reference (the object is back on the stack, or in use again), drops it and reports it.
-     *
-     * @return true if the entry was genuine and the object may be kept
-     */
-    private boolean releaseReturnedMemory(PagePoolByteBuf buf) {
-        if (buf.parked || buf.refCnt() != 0) {
-            reportConcurrentDoubleRelease(buf);
+    /** Owner thread: {@code buf} onto the object stack if there is room, else to the garbage collector. */
+    private void pushObject(PagePoolByteBuf buf) {
+        if (objectCount < objects.length) {
+            buf.parked = true;
+            objects[objectCount++] = buf;
+        }
+    }
+
+    /** Owner thread: a released fragment buffer, still bound, onto its class stack; false if full. */
+    private boolean pushFragBuf(PagePoolByteBuf buf, int sizeClass) {
+        int n = fragBufCount[sizeClass];
+        PagePoolByteBuf[] stack = fragBufs[sizeClass];
+        if (n == stack.length) {
             return false;
         }
+        buf.parked = true;
+        stack[n] = buf;
+        fragBufCount[sizeClass] = n + 1;
+        return true;
+    }
+
+    /**
+     * True if a queued entry is the second of two releases of one last reference: its object is
+     * already back on a stack, or in use again. It is reported and must be dropped.
+     */
+    private boolean isSecondRelease(PagePoolByteBuf buf) {
+        if (buf.parked || buf.refCnt() != 0) {
+            reportConcurrentDoubleRelease(buf);
+            return true;
+        }
+        return false;
+    }
+
+    /** Returns the memory a genuine queued object brought, from the owner thread or after close. */
+    private void releaseReturnedMemory(PagePoolByteBuf buf) {
         byte kind = buf.kind();
         if (kind == PagePoolByteBuf.FRAG) {
             releaseFrag(buf.fragHandle(), buf.fragClass());
@@ -241,7 +276,6 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         } else if (kind == PagePoolByteBuf.BLOCK) {
             pages.freePages(buf.boundPfn(), buf.boundOrder()); // on the owner: into its per-CPU set
         }
-        return true;
     }
 
     private void reportConcurrentDoubleRelease(PagePoolByteBuf buf) {
@@ -299,13 +333,16 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     private boolean reclaimParked() {
         boolean any = !returnedObjects.isEmpty();
         drainReturned();
-        for (int c = 0; c < fragCache.length; c++) {
-            long[] cache = fragCache[c];
-            for (int i = 0, n = fragCacheCount[c]; i < n; i++) {
-                pool.putFrag(cache[i], true);
+        for (int c = 0; c < fragBufs.length; c++) {
+            PagePoolByteBuf[] stack = fragBufs[c];
+            for (int i = 0, n = fragBufCount[c]; i < n; i++) {
+                PagePoolByteBuf buf = stack[i];
+                pool.putFrag(buf.fragHandle(), true);
+                buf.unbind();
+                pushObject(buf);
                 any = true;
             }
-            fragCacheCount[c] = 0;
+            fragBufCount[c] = 0;
         }
         return pool.trim() > 0 || any;
     }
@@ -318,14 +355,19 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
                 pageAddress(pfn, offset), capacity);
     }
 
+    /** A cached fragment for a buffer that is not the one holding it: the holder becomes a spare object. */
     private long popFrag(int sizeClass) {
-        int n = fragCacheCount[sizeClass];
+        int n = fragBufCount[sizeClass];
         if (n == 0) {
             return PagePool.NO_FRAG;
         }
-        fragCacheCount[sizeClass] = n - 1;
+        fragBufCount[sizeClass] = n - 1;
         otherFragCacheHits++;
-        return fragCache[sizeClass][n - 1];
+        PagePoolByteBuf holder = fragBufs[sizeClass][n - 1];
+        long handle = holder.fragHandle();
+        holder.unbind();
+        pushObject(holder);
+        return handle;
     }
 
     private ByteBuffer regionBuffer(int pfn) {
@@ -356,26 +398,12 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     // ------------------------------------------------------------------ any thread
 
     /**
-     * The owner-thread release of a fragment buffer: its handle onto the class cache and the object
-     * onto the stack, with one ownership check. False (nothing done) off the owner thread, after
-     * close, or when either stack is full; the caller then takes the general path.
+     * The owner-thread release of a fragment buffer: the object, still bound, onto its class stack,
+     * with one ownership check. False (nothing done) off the owner thread, after close, or when the
+     * stack is full; the caller then takes the general path.
      */
-    boolean recycleFragLocally(PagePoolByteBuf buf, long handle, int sizeClass) {
-        if (Thread.currentThread() != owner || closed) {
-            return false;
-        }
-        int n = fragCacheCount[sizeClass];
-        long[] cache = fragCache[sizeClass];
-        int m = objectCount;
-        if (n == cache.length || m == objects.length) {
-            return false;
-        }
-        cache[n] = handle;
-        fragCacheCount[sizeClass] = n + 1;
-        buf.parked = true;
-        objects[m] = buf;
-        objectCount = m + 1;
-        return true;
+    boolean recycleFragLocally(PagePoolByteBuf buf, int sizeClass) {
+        return Thread.currentThread() == owner && !closed && pushFragBuf(buf, sizeClass);
     }
 
     /**
@@ -393,23 +421,28 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         return true;
     }
 
+    /** Returns the memory of every queued object through the closed pool's thread-safe paths; the objects go. */
     private void drainReturnedAfterClose() {
         synchronized (closeLock) {
             PagePoolByteBuf buf;
             while ((buf = returnedObjects.poll()) != null) {
-                releaseReturnedMemory(buf); // closed: thread-safe paths into the closed pool
+                if (!isSecondRelease(buf)) {
+                    releaseReturnedMemory(buf);
+                }
             }
         }
     }
 
-    /** A fragment comes back: into the owner's handle cache, else to the pool. */
+    /**
+     * A fragment comes back without its buffer (the buffer grew, or its object was queued): on the
+     * owner bound to a spare object onto its class stack, else to the pool.
+     */
     void releaseFrag(long handle, int sizeClass) {
         if (Thread.currentThread() == owner && !closed) {
-            int n = fragCacheCount[sizeClass];
-            long[] cache = fragCache[sizeClass];
-            if (n < cache.length) {
-                cache[n] = handle;
-                fragCacheCount[sizeClass] = n + 1;
+            if (fragBufCount[sizeClass] < fragBufs[sizeClass].length) {
+                PagePoolByteBuf holder = takeObject();
+                bindFrag(holder, handle, sizeClass, classSize(sizeClass));
+                pushFragBuf(holder, sizeClass);
                 return;
             }
             pool.putFrag(handle, true);
@@ -429,10 +462,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             return;
         }
         if (Thread.currentThread() == owner) {
-            if (objectCount < objects.length) {
-                buf.parked = true;
-                objects[objectCount++] = buf;
-            }
+            pushObject(buf);
         } else {
             returnedObjects.offer(buf);
         }
@@ -454,16 +484,14 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
                 return;
             }
             closed = true;
-            PagePoolByteBuf buf;
-            while ((buf = returnedObjects.poll()) != null) {
-                releaseReturnedMemory(buf); // the objects go with the arena
-            }
-            for (int c = 0; c < fragCache.length; c++) {
-                long[] cache = fragCache[c];
-                for (int i = 0, n = fragCacheCount[c]; i < n; i++) {
-                    pool.putFrag(cache[i], false);
+            drainReturnedAfterClose();
+            for (int c = 0; c < fragBufs.length; c++) {
+                PagePoolByteBuf[] stack = fragBufs[c];
+                for (int i = 0, n = fragBufCount[c]; i < n; i++) {
+                    pool.putFrag(stack[i].fragHandle(), false);
+                    stack[i] = null;
                 }
-                fragCacheCount[c] = 0;
+                fragBufCount[c] = 0;
             }
             pool.close();
             for (int i = 0; i < objectCount; i++) {
@@ -473,16 +501,17 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         }
     }
 
-    /** Fragment handles parked in the per-class caches (racy while the owner runs). */
+    /** Fragments parked in the per-class stacks (racy while the owner runs). */
     int cachedFragments() {
         int sum = 0;
-        for (int n : fragCacheCount) {
+        for (int n : fragBufCount) {
             sum += n;
         }
         return sum;
     }
 
+    /** Buffer objects held for reuse: on the object stack, on the class stacks, and queued. */
     int pooledObjects() {
-        return objectCount + returnedObjects.size();
+        return objectCount + cachedFragments() + returnedObjects.size();
     }
 }

@@ -123,35 +123,20 @@ final class PagePoolByteBuf extends AbstractByteBuf {
 
     // ------------------------------------------------------------------ binding (arena side)
 
-    /** Prepares a recycled or new object for use: reference count 1, indexes and marks 0. */
-    void reuse(int maxCapacity) {
+    /**
+     * Prepares a recycled or new object for use: reference count 1, capacity {@code capacity} (within
+     * the backing it is still bound to, or before a new binding), indexes and marks 0.
+     */
+    void reuse(int capacity, int maxCapacity) {
         REF_CNT.set(this, 1); // not yet visible to any other thread: a plain store
         parked = false;
+        length = capacity;
         if (maxCapacity() != maxCapacity) {
             maxCapacity(maxCapacity);
         }
         clear();
         markReaderIndex();
         markWriterIndex();
-    }
-
-    /**
-     * True if this object's last binding was fragment {@code handle} of size class {@code sizeClass}
-     * of {@code arena}: then only the capacity changes. The arena's fragment cache and object stack
-     * are both LIFO, so a recycled object usually gets back the fragment it last held, and binding
-     * costs one store.
-     *
-     * <p>The size class must match as well as the handle: a handle's generation repeats every 512
-     * carvings of its page, so an object that sat deep in the object stack can meet a handle equal to
-     * its stale one that now names a fragment of another size at the same offset. Handle and class
-     * together always name the same bytes.
-     */
-    boolean rebindSameFrag(PagePoolArena arena, long handle, int sizeClass, int capacity) {
-        if (fragHandle == handle && fragClass == sizeClass && kind == FRAG && memArena == arena) {
-            length = capacity;
-            return true;
-        }
-        return false;
     }
 
     void bindFrag(PagePoolArena arena, long handle, int sizeClass, int classSize, ByteBuffer memory, int base,
@@ -203,6 +188,13 @@ final class PagePoolByteBuf extends AbstractByteBuf {
 
     byte kind() {
         return kind;
+    }
+
+    /** Forgets the memory binding (the memory went back elsewhere): the object may be bound afresh. */
+    void unbind() {
+        kind = NONE;
+        fallback = null;
+        fragHandle = PagePool.NO_FRAG;
     }
 
     long fragHandle() {
@@ -335,7 +327,7 @@ final class PagePoolByteBuf extends AbstractByteBuf {
     private void deallocate() {
         PagePoolArena arena = home;
         if (arena != null && memArena == arena) {
-            if (kind == FRAG && arena.recycleFragLocally(this, fragHandle, fragClass)) {
+            if (kind == FRAG && arena.recycleFragLocally(this, fragClass)) {
                 return;
             }
             if (arena.returnFromOtherThread(this)) {
@@ -347,9 +339,7 @@ final class PagePoolByteBuf extends AbstractByteBuf {
 
     private void deallocateSlow() {
         releaseBinding(kind, memArena, fragHandle, fragClass, pfn, order, fallback);
-        kind = NONE;
-        fallback = null;
-        fragHandle = PagePool.NO_FRAG; // the memory is no longer this object's: never rebind to it
+        unbind();
         if (home != null) {
             home.recycleObject(this);
         }

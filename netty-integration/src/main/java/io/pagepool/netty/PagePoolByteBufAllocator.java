@@ -156,7 +156,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             buf = arena.newBuffer(initialCapacity, maxCapacity);
         } else {
             buf = new PagePoolByteBuf(this, null);
-            buf.reuse(maxCapacity);
+            buf.reuse(initialCapacity, maxCapacity);
             bindWithoutArena(buf, initialCapacity);
         }
         return toLeakAwareBuffer(buf);
