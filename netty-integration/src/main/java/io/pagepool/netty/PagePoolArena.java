@@ -92,6 +92,12 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     private final ByteBuffer[] regionBuffers;
     private final long[] regionAddresses;
 
+    /**
+     * The fragment buffer the owner released last, any size class, or null: checked before the class
+     * stacks. A packet loop (allocate, use, release, allocate ...) then never touches a stack, and the
+     * release needs no load that depends on the buffer (its size class) to find where it goes.
+     */
+    private PagePoolByteBuf hotBuf;
     /** Per size class, released fragment buffers still bound to their fragments (LIFO). */
     private final PagePoolByteBuf[][] fragBufs;
     private final int[] fragBufCount;
@@ -99,6 +105,11 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     private int objectCount;
     private final MpscAtomicArrayQueue<PagePoolByteBuf> returnedObjects;
     private volatile boolean closed;
+    /**
+     * {@link #closed} as the owner thread sees it. Both are written by {@link #close()}, which runs
+     * on the owner thread or after it ended, so the owner's release paths read this plain copy.
+     */
+    private boolean closedOnOwner;
     /** Serializes close with late drains of {@link #returnedObjects} (the queue has one consumer at a time). */
     private final Object closeLock = new Object();
 
@@ -155,6 +166,13 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     PagePoolByteBuf newBuffer(int initialCapacity, int maxCapacity) {
         if (initialCapacity <= maxFragSize) {
             int sizeClass = sizeClass(initialCapacity);
+            PagePoolByteBuf hot = hotBuf;
+            if (hot != null && hot.fragClass() == sizeClass) {
+                hotBuf = null;
+                hot.reuse(initialCapacity, maxCapacity);
+                fastAllocations++;
+                return hot;
+            }
             int n = fragBufCount[sizeClass];
             if (n > 0) {
                 fragBufCount[sizeClass] = n - 1;
@@ -170,7 +188,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     private PagePoolByteBuf newBufferSlow(int initialCapacity, int maxCapacity) {
         if (!returnedObjects.isEmpty()) {
             drainReturned(); // buffers released on other threads may have brought memory back
-            if (initialCapacity <= maxFragSize && fragBufCount[sizeClass(initialCapacity)] > 0) {
+            if (initialCapacity <= maxFragSize && (hotBuf != null || fragBufCount[sizeClass(initialCapacity)] > 0)) {
                 return newBuffer(initialCapacity, maxCapacity);
             }
         }
@@ -331,8 +349,9 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
      * @return true if anything was given back
      */
     private boolean reclaimParked() {
-        boolean any = !returnedObjects.isEmpty();
+        boolean any = !returnedObjects.isEmpty() || hotBuf != null;
         drainReturned();
+        coolHotBuf();
         for (int c = 0; c < fragBufs.length; c++) {
             PagePoolByteBuf[] stack = fragBufs[c];
             for (int i = 0, n = fragBufCount[c]; i < n; i++) {
@@ -355,8 +374,22 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
                 pageAddress(pfn, offset), capacity);
     }
 
+    /** Moves the hot buffer, if any, onto its class stack (or its fragment to the pool if that is full). */
+    private void coolHotBuf() {
+        PagePoolByteBuf hot = hotBuf;
+        if (hot != null) {
+            hotBuf = null;
+            if (!pushFragBuf(hot, hot.fragClass())) {
+                pool.putFrag(hot.fragHandle(), true);
+                hot.unbind();
+                pushObject(hot);
+            }
+        }
+    }
+
     /** A cached fragment for a buffer that is not the one holding it: the holder becomes a spare object. */
     private long popFrag(int sizeClass) {
+        coolHotBuf();
         int n = fragBufCount[sizeClass];
         if (n == 0) {
             return PagePool.NO_FRAG;
@@ -398,12 +431,20 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     // ------------------------------------------------------------------ any thread
 
     /**
-     * The owner-thread release of a fragment buffer: the object, still bound, onto its class stack,
-     * with one ownership check. False (nothing done) off the owner thread, after close, or when the
-     * stack is full; the caller then takes the general path.
+     * The owner-thread release of a fragment buffer: the object, still bound, into the hot slot if it
+     * is free, else onto its class stack, with one ownership check. False (nothing done) off the
+     * owner thread, after close, or when the stack is full; the caller then takes the general path.
      */
     boolean recycleFragLocally(PagePoolByteBuf buf, int sizeClass) {
-        return Thread.currentThread() == owner && !closed && pushFragBuf(buf, sizeClass);
+        if (Thread.currentThread() != owner || closedOnOwner) {
+            return false;
+        }
+        if (hotBuf == null) {
+            buf.parked = true;
+            hotBuf = buf;
+            return true;
+        }
+        return pushFragBuf(buf, sizeClass);
     }
 
     /**
@@ -438,7 +479,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
      * owner bound to a spare object onto its class stack, else to the pool.
      */
     void releaseFrag(long handle, int sizeClass) {
-        if (Thread.currentThread() == owner && !closed) {
+        if (Thread.currentThread() == owner && !closedOnOwner) {
             if (fragBufCount[sizeClass] < fragBufs[sizeClass].length) {
                 PagePoolByteBuf holder = takeObject();
                 bindFrag(holder, handle, sizeClass, classSize(sizeClass));
@@ -484,7 +525,13 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
                 return;
             }
             closed = true;
+            closedOnOwner = true;
             drainReturnedAfterClose();
+            PagePoolByteBuf hot = hotBuf;
+            if (hot != null) {
+                hotBuf = null;
+                pool.putFrag(hot.fragHandle(), false);
+            }
             for (int c = 0; c < fragBufs.length; c++) {
                 PagePoolByteBuf[] stack = fragBufs[c];
                 for (int i = 0, n = fragBufCount[c]; i < n; i++) {
@@ -501,9 +548,9 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         }
     }
 
-    /** Fragments parked in the per-class stacks (racy while the owner runs). */
+    /** Fragments parked in the hot slot and the per-class stacks (racy while the owner runs). */
     int cachedFragments() {
-        int sum = 0;
+        int sum = hotBuf != null ? 1 : 0;
         for (int n : fragBufCount) {
             sum += n;
         }

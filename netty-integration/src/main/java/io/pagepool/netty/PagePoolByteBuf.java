@@ -284,7 +284,7 @@ final class PagePoolByteBuf extends AbstractByteBuf {
 
     /** See the class comment: the owner's release of the only reference is a plain store, all else a CAS. */
     private boolean release0(int decrement) {
-        int c = refCnt;
+        int c = (int) REF_CNT.getAcquire(this); // orders the bytes another holder wrote before its release
         if (c == decrement && Thread.currentThread() == owner) {
             REF_CNT.setRelease(this, 0);
             deallocate();

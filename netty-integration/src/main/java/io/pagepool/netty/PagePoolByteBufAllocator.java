@@ -147,14 +147,17 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
 
     @Override
     protected ByteBuf newDirectBuffer(int initialCapacity, int maxCapacity) {
-        if (closed) {
-            throw new IllegalStateException(this + " is closed");
-        }
+        // A live thread's arena exists only while the allocator is open (close() refuses while another
+        // live thread owns one, and the closing thread drops its own), so only the arena-less path
+        // needs the volatile check.
         PagePoolArena arena = currentArena();
         PagePoolByteBuf buf;
         if (arena != null) {
             buf = arena.newBuffer(initialCapacity, maxCapacity);
         } else {
+            if (closed) {
+                throw new IllegalStateException(this + " is closed");
+            }
             buf = new PagePoolByteBuf(this, null);
             buf.reuse(initialCapacity, maxCapacity);
             bindWithoutArena(buf, initialCapacity);
