@@ -33,7 +33,7 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * same-thread allocate/release pair is one pop and one push, with no atomic operation at all (see
  * {@link PagePoolByteBuf} for the reference count). Keeping the fragment in the object, rather
  * than its handle in a separate stack, removes a second chain of dependent loads and stores from
- * every pair: 14.6 to 9.8 ns per 2 KiB pair on the machine in docs/benchmarks.md. The stacks are
+ * every pair: 14.6 to 10.8 ns per 2 KiB pair on the machine in docs/benchmarks.md. The stacks are
  * bounded ({@code fragmentCacheSize} buffers per class); past that, fragments go back to the pool.
  * A fragment that comes back without an object (a buffer grew out of it) borrows a spare object
  * from the object stack to join its class stack.
@@ -188,8 +188,8 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     private PagePoolByteBuf newBufferSlow(int initialCapacity, int maxCapacity) {
         if (!returnedObjects.isEmpty()) {
             drainReturned(); // buffers released on other threads may have brought memory back
-            if (initialCapacity <= maxFragSize && (hotBuf != null || fragBufCount[sizeClass(initialCapacity)] > 0)) {
-                return newBuffer(initialCapacity, maxCapacity);
+            if (initialCapacity <= maxFragSize && fragBufCount[sizeClass(initialCapacity)] > 0) {
+                return newBuffer(initialCapacity, maxCapacity); // served by the class stack the drain refilled
             }
         }
         PagePoolByteBuf buf = takeObject();

@@ -93,7 +93,10 @@ final class PagePoolByteBuf extends AbstractByteBuf {
 
     /** References held; 0 once released (and while the object waits in a stack or queue). */
     private volatile int refCnt;
-    /** On the home arena's object stack. Owner thread only: tells a stale queued release from a real one. */
+    /**
+     * Parked in the home arena (hot slot, a class stack or the object stack). Owner thread only:
+     * tells a stale queued release from a real one.
+     */
     boolean parked;
 
     // The memory binding. Written by bind(), read by every access.
@@ -320,9 +323,9 @@ final class PagePoolByteBuf extends AbstractByteBuf {
      * per-CPU orders) goes back with the object: on the owner thread straight into its caches, on any
      * other thread through the owner's queue of returned objects (one offer; the owner returns the
      * memory with plain operations when it drains the queue). Anything else is returned here,
-     * thread-safely, and the object follows on its own. A binding returned with the object stays in
-     * the object's fields (use after release still fails in {@code ensureAccessible}), so the owner
-     * can rebind it for free.
+     * thread-safely, and the object follows on its own. A fragment returned with the object stays
+     * bound to it (use after release still fails in {@code ensureAccessible}, the count being 0), so
+     * the owner hands the pair out again as it is.
      */
     private void deallocate() {
         PagePoolArena arena = home;

@@ -44,9 +44,10 @@ import java.util.concurrent.atomic.LongAdder;
  * {@code ensureWritable} without copying ({@code maxFastWritableBytes()}). Growth past it moves the
  * bytes to memory of the right class.
  *
- * <p>A buffer released on the thread that allocated it recycles straight into that thread's caches;
- * released on another thread, its memory goes back through the pool's recycle ring (or the page
- * allocator's per-CPU cache of the releasing thread), never lost.
+ * <p>A buffer released on the thread that allocated it recycles straight into that thread's caches
+ * (its last release there costs no atomic instruction: see {@link PagePoolByteBuf}); released on
+ * another thread, it goes home through the arena's remote-free queue (blocks above 32 KiB are freed
+ * where they are released), never lost.
  *
  * <h2>Threads</h2>
  * Event-loop threads (Netty's {@code FastThreadLocalThread}) close their arena when they end,

@@ -131,7 +131,7 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
             return poolStats;
         }
 
-        /** Released fragments kept for reuse, per the fragment cache. */
+        /** Released fragment buffers parked for reuse with their fragments (hot slot and class stacks). */
         public int cachedFragments() {
             return cachedFragments;
         }
@@ -146,7 +146,7 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
             return buffersAllocated;
         }
 
-        /** Fragment buffers served from the fragment cache rather than the pool. */
+        /** Fragment buffers served from parked fragments rather than carved from the pool. */
         public long fragmentCacheHits() {
             return fragmentCacheHits;
         }
