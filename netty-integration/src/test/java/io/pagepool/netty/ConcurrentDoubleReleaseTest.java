@@ -19,6 +19,7 @@ import java.util.Set;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.IntFunction;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -114,22 +115,36 @@ class ConcurrentDoubleReleaseTest {
         again.release();
     }
 
-    @Test
-    void ownerAndAnotherThreadReleasingOneLastReferenceAtOnceIsReportedExactlyOncePerRace() throws Exception {
-        int rounds = 20_000;
+    /** What the releases of {@link #releaseTogether} returned: last releases, and refusals (count already 0). */
+    private static final class Tally {
+        final AtomicInteger last = new AtomicInteger();
+        final AtomicInteger refused = new AtomicInteger();
+
+        void release(ByteBuf buf) {
+            try {
+                if (buf.release()) {
+                    last.incrementAndGet();
+                }
+            } catch (IllegalReferenceCountException e) {
+                refused.incrementAndGet();
+            }
+        }
+    }
+
+    /**
+     * {@code rounds} times: this thread (the arena's owner) makes a buffer, then it and another
+     * thread release it at the same moment (both start from a barrier).
+     */
+    private static Tally releaseTogether(int rounds, IntFunction<ByteBuf> make) throws Exception {
+        Tally tally = new Tally();
         AtomicReference<ByteBuf> shared = new AtomicReference<>();
         CyclicBarrier go = new CyclicBarrier(2);
         CyclicBarrier done = new CyclicBarrier(2);
-        AtomicInteger exceptions = new AtomicInteger();
         Thread other = new Thread(() -> {
             try {
                 for (int i = 0; i < rounds; i++) {
                     go.await();
-                    try {
-                        shared.get().release();
-                    } catch (IllegalReferenceCountException e) {
-                        exceptions.incrementAndGet();
-                    }
+                    tally.release(shared.get());
                     done.await();
                 }
             } catch (Exception e) {
@@ -138,61 +153,38 @@ class ConcurrentDoubleReleaseTest {
         }, "other");
         other.start();
         for (int i = 0; i < rounds; i++) {
-            shared.set(alloc.directBuffer(256));
+            shared.set(make.apply(i));
             go.await();
-            try {
-                shared.get().release();
-            } catch (IllegalReferenceCountException e) {
-                exceptions.incrementAndGet();
-            }
+            tally.release(shared.get());
             done.await();
         }
         other.join();
+        return tally;
+    }
+
+    @Test
+    void ownerAndAnotherThreadReleasingOneLastReferenceAtOnceIsReportedExactlyOncePerRace() throws Exception {
+        int rounds = 20_000;
+        Tally tally = releaseTogether(rounds, i -> alloc.directBuffer(256));
         drainOnOwner();
 
         // Each round misused one reference once: either a release saw count 0 and threw, or both
         // released and the owner's queue caught the second. Never neither, never both.
-        assertEquals(rounds, exceptions.get() + alloc.metric().concurrentDoubleReleases(),
-                "exceptions " + exceptions.get() + ", caught in the queue " + alloc.metric().concurrentDoubleReleases());
+        long caught = alloc.metric().concurrentDoubleReleases();
+        assertEquals(rounds, tally.refused.get() + caught, "refused " + tally.refused.get() + ", caught " + caught);
+        assertEquals(2 * rounds, tally.last.get() + tally.refused.get());
         assertNothingHandedOutTwice();
     }
 
     @Test
     void twoHoldersReleasingTogetherDeallocateOnceWithoutAnyReport() throws Exception {
         int rounds = 20_000;
-        AtomicReference<ByteBuf> shared = new AtomicReference<>();
-        CyclicBarrier go = new CyclicBarrier(2);
-        CyclicBarrier done = new CyclicBarrier(2);
-        AtomicInteger lastReleases = new AtomicInteger();
-        Thread other = new Thread(() -> {
-            try {
-                for (int i = 0; i < rounds; i++) {
-                    go.await();
-                    if (shared.get().release()) {
-                        lastReleases.incrementAndGet();
-                    }
-                    done.await();
-                }
-            } catch (Exception e) {
-                throw new AssertionError(e);
-            }
-        }, "other");
-        other.start();
-        for (int i = 0; i < rounds; i++) {
-            ByteBuf buf = alloc.directBuffer(i % 2 == 0 ? 256 : 16384); // a fragment and a routed block
-            buf.retain(); // two holders: this thread and the other
-            shared.set(buf);
-            go.await();
-            if (buf.release()) {
-                lastReleases.incrementAndGet();
-            }
-            done.await();
-            assertEquals(0, buf.refCnt());
-        }
-        other.join();
+        // Two holders (this thread and the other); a fragment and a block routed home, in turn.
+        Tally tally = releaseTogether(rounds, i -> alloc.directBuffer(i % 2 == 0 ? 256 : 16384).retain());
         drainOnOwner();
 
-        assertEquals(rounds, lastReleases.get(), "exactly one of the two releases was the last, every round");
+        assertEquals(rounds, tally.last.get(), "exactly one of the two releases was the last, every round");
+        assertEquals(0, tally.refused.get());
         assertEquals(0, alloc.metric().concurrentDoubleReleases(), "legal use is never reported");
         assertNothingHandedOutTwice();
     }
