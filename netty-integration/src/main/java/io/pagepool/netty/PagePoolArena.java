@@ -10,8 +10,9 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
 
 /**
  * One thread's share of a {@link PagePoolByteBufAllocator}: the thread's {@link PagePool} (the
- * kernel's one page pool per NAPI context, with a Netty event loop as the context), caches of
- * fragment handles per size class, and the buffer objects the thread hands out.
+ * kernel's one page pool per NAPI context, with a Netty event loop as the context), released
+ * fragment buffers parked with their fragments (a hot slot and one stack per size class), and the
+ * buffer objects the thread hands out.
  *
  * <h2>Where a buffer's memory comes from</h2>
  * <pre>
@@ -30,7 +31,8 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * bit that catches double release, and the page's fragment count). A buffer released on its owner
  * thread instead goes, object and fragment together, onto a plain stack for its size class, and
  * the next buffer of that class is that object again with its capacity and indexes reset: a
- * same-thread allocate/release pair is one pop and one push, with no atomic operation at all (see
+ * same-thread allocate/release pair is one pop and one push (or a take from and a put into the hot
+ * slot, below), with no atomic operation at all (see
  * {@link PagePoolByteBuf} for the reference count). Keeping the fragment in the object, rather
  * than its handle in a separate stack, removes a second chain of dependent loads and stores from
  * every pair: 14.6 to 10.8 ns per 2 KiB pair on the machine in docs/benchmarks.md. The stacks are
@@ -58,7 +60,8 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  *
  * <p>The queue also catches one caller bug the buffer's reference count no longer does (see
  * {@link PagePoolByteBuf}): the owner and another thread releasing the same last reference at once.
- * A legitimate entry is an object with count 0 that is not on the object stack; any other entry is
+ * A legitimate entry is an object with count 0 that is not parked (hot slot, class stack or object
+ * stack); any other entry is
  * the second of two releases, and is dropped, logged and counted instead of freeing memory twice.
  *
  * <h2>Buffer objects</h2>
