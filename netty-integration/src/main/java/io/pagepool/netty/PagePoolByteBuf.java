@@ -47,10 +47,11 @@ import java.nio.channels.ScatteringByteChannel;
  * machine in docs/benchmarks.md) than the rest of a pooled allocate + release pair. This class
  * keeps its own count and takes one shortcut:
  * <pre>
- *   release() reads count c
- *     c == 1 and this is the home arena's owner thread  -&gt; store 0 (plain), deallocate     no atomic
- *     otherwise                                          -&gt; CAS c -&gt; c-1 (0: deallocate)   as Netty
- *   retain(), release(n &gt; 1), every release on another thread: CAS, as Netty
+ *   release(n) reads count c (release() is n = 1)
+ *     c == n (the caller holds every reference) on the home arena's owner thread
+ *                                  -&gt; store 0 (plain), deallocate         no atomic
+ *     otherwise                    -&gt; CAS c -&gt; c-n (0: deallocate)       as Netty
+ *   retain(n): CAS, as Netty
  * </pre>
  * A count of 1 means the caller holds the only reference, so no correct program has another thread
  * touching the count at that moment: legal concurrent use (two holders releasing together) starts
