@@ -358,10 +358,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         for (int c = 0; c < fragBufs.length; c++) {
             PagePoolByteBuf[] stack = fragBufs[c];
             for (int i = 0, n = fragBufCount[c]; i < n; i++) {
-                PagePoolByteBuf buf = stack[i];
-                pool.putFrag(buf.fragHandle(), true);
-                buf.unbind();
-                pushObject(buf);
+                spill(stack[i]);
                 any = true;
             }
             fragBufCount[c] = 0;
@@ -383,11 +380,16 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         if (hot != null) {
             hotBuf = null;
             if (!pushFragBuf(hot, hot.fragClass())) {
-                pool.putFrag(hot.fragHandle(), true);
-                hot.unbind();
-                pushObject(hot);
+                spill(hot);
             }
         }
+    }
+
+    /** Owner thread: a parked fragment buffer's fragment back to the pool, the object onto the object stack. */
+    private void spill(PagePoolByteBuf buf) {
+        pool.putFrag(buf.fragHandle(), true);
+        buf.unbind();
+        pushObject(buf);
     }
 
     /** A cached fragment for a buffer that is not the one holding it: the holder becomes a spare object. */

@@ -284,7 +284,8 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             return false;
         }
         long address = pages.address(pfn);
-        buf.bindBlock(order <= PagePoolArena.MAX_ROUTED_BLOCK_ORDER ? arena : null, pfn, order, pages.regionBuffer(pfn), pages.regionOffset(pfn), address, capacity,
+        PagePoolArena home = order <= PagePoolArena.MAX_ROUTED_BLOCK_ORDER ? arena : null;
+        buf.bindBlock(home, pfn, order, pages.regionBuffer(pfn), pages.regionOffset(pfn), address, capacity,
                 pageSize << order);
         return true;
     }
