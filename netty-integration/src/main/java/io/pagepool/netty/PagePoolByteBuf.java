@@ -86,6 +86,9 @@ final class PagePoolByteBuf extends AbstractByteBuf {
 
     private static final int STREAM_CHUNK = 8192;
 
+    /** {@link #parkId} of an object its arena will not park (made off any arena, or past the arena's table). */
+    static final int NO_ID = -1;
+
     /** Arena whose object stack this object returns to; null for objects made off any arena. */
     final PagePoolArena home;
     /** {@code home.owner}, or null: the thread whose release of the last reference needs no atomic. */
@@ -99,10 +102,20 @@ final class PagePoolByteBuf extends AbstractByteBuf {
      * tells a stale queued release from a real one.
      */
     boolean parked;
+    /**
+     * Index of this object in its home arena's table of parkable objects, or {@link #NO_ID}. Owner
+     * thread only. The arena parks ids rather than references: see PagePoolArena.
+     */
+    int parkId = NO_ID;
 
     // The memory binding. Written by bind(), read by every access.
     private byte kind;
     private PagePoolArena memArena;
+    /**
+     * The size class of the fragment this buffer is bound to if that fragment is its home arena's,
+     * else -1: the owner's last release parks such a buffer after one check of this field.
+     */
+    private int homeFragClass = -1;
     private long fragHandle;
     private int fragClass;
     private int pfn;
@@ -151,6 +164,7 @@ final class PagePoolByteBuf extends AbstractByteBuf {
         this.fragHandle = handle;
         this.fragClass = sizeClass;
         bindMemory(memory, base, address, capacity, classSize);
+        this.homeFragClass = arena == home ? sizeClass : -1;
     }
 
     void bindPage(PagePoolArena arena, int pfn, ByteBuffer memory, int base, long address, int capacity,
@@ -183,6 +197,7 @@ final class PagePoolByteBuf extends AbstractByteBuf {
 
     /** {@code address} is the native address of index 0 (of {@code memory[base]}), or 0 when unknown. */
     private void bindMemory(ByteBuffer memory, int base, long address, int capacity, int backingSize) {
+        this.homeFragClass = -1;
         this.memory = memory;
         this.base = base;
         this.address = address;
@@ -197,6 +212,7 @@ final class PagePoolByteBuf extends AbstractByteBuf {
     /** Forgets the memory binding (the memory went back elsewhere): the object may be bound afresh. */
     void unbind() {
         kind = NONE;
+        homeFragClass = -1;
         fallback = null;
         fragHandle = PagePool.NO_FRAG;
     }
@@ -291,7 +307,10 @@ final class PagePoolByteBuf extends AbstractByteBuf {
         int c = (int) REF_CNT.getAcquire(this); // orders the bytes another holder wrote before its release
         if (c == decrement && Thread.currentThread() == owner) {
             REF_CNT.setRelease(this, 0);
-            deallocate();
+            int sizeClass = homeFragClass;
+            if (sizeClass < 0 || !home.parkOnOwner(this, sizeClass)) {
+                deallocate();
+            }
             return true;
         }
         for (;;) {

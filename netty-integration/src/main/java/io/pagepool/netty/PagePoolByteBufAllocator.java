@@ -152,17 +152,20 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         // live thread owns one, and the closing thread drops its own), so only the arena-less path
         // needs the volatile check.
         PagePoolArena arena = currentArena();
-        PagePoolByteBuf buf;
         if (arena != null) {
-            buf = arena.newBuffer(initialCapacity, maxCapacity);
-        } else {
-            if (closed) {
-                throw new IllegalStateException(this + " is closed");
+            PagePoolByteBuf buf = arena.newBuffer(initialCapacity, maxCapacity);
+            ByteBuf out = toLeakAwareBuffer(buf);
+            if (out != buf) {
+                arena.letGoOfTracked(buf);
             }
-            buf = new PagePoolByteBuf(this, null);
-            buf.reuse(initialCapacity, maxCapacity);
-            bindWithoutArena(buf, initialCapacity);
+            return out;
         }
+        if (closed) {
+            throw new IllegalStateException(this + " is closed");
+        }
+        PagePoolByteBuf buf = new PagePoolByteBuf(this, null);
+        buf.reuse(initialCapacity, maxCapacity);
+        bindWithoutArena(buf, initialCapacity);
         return toLeakAwareBuffer(buf);
     }
 

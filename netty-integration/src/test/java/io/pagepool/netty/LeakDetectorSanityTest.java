@@ -38,6 +38,45 @@ class LeakDetectorSanityTest {
         assertTrue(reports.get(0).contains("dropWithoutRelease"), "the report shows where the buffer was allocated");
     }
 
+    /**
+     * The same for recycled objects: the arena parks released buffers and may keep a reference to the
+     * last one it handed out, which must not keep a leaked buffer reachable. Seeded bug that this
+     * catches: leaving tracked buffers in the arena's table of parkable objects.
+     */
+    @Test
+    void recycledBuffersDroppedWithoutReleaseAreReportedToo() throws Exception {
+        LeakCapture.install();
+        LeakCapture.collectReports();
+        assertEquals(List.of(), LeakCapture.drain(), "a leak from an earlier test was reported");
+
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(1 << 20).build();
+        parkTwo(alloc);
+        dropRecycledWithoutRelease(alloc);
+
+        List<String> reports = new ArrayList<>();
+        for (int i = 0; i < 40 && reports.size() < 2; i++) {
+            LeakCapture.collectReports();
+            reports.addAll(LeakCapture.drain());
+        }
+        assertEquals(2, reports.size(), () -> "expected both recycled buffers reported, got " + reports);
+        for (String report : reports) {
+            assertTrue(report.contains("dropRecycledWithoutRelease"), report);
+        }
+    }
+
+    /** In a method of its own, so that no local variable keeps the recycled objects reachable. */
+    private static void parkTwo(PagePoolByteBufAllocator alloc) {
+        ByteBuf first = alloc.directBuffer(1000);
+        ByteBuf second = alloc.directBuffer(1000);
+        first.release(); // parked in the hot slot
+        second.release(); // parked on the class stack
+    }
+
+    private static void dropRecycledWithoutRelease(PagePoolByteBufAllocator alloc) {
+        alloc.directBuffer(1000).writeInt(1); // the hot slot's object
+        alloc.directBuffer(1000).writeInt(2); // the class stack's object
+    }
+
     private static void dropWithoutRelease(PagePoolByteBufAllocator alloc) {
         ByteBuf leaked = alloc.directBuffer(1000);
         leaked.writeInt(42);

@@ -18,6 +18,7 @@ import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.buffer.UnpooledByteBufAllocator;
+import io.netty.util.ResourceLeakDetector;
 import io.pagepool.core.PageAllocator;
 import io.pagepool.core.PagePool;
 import java.lang.reflect.Method;
@@ -168,6 +169,54 @@ class PagePoolByteBufAllocatorTest {
     }
 
     // ------------------------------------------------------------------ reuse
+
+    /**
+     * An arena parks objects by id, and has one id per place it can park one (here 1 + 7 classes + 1):
+     * every object past that, and every fragment left behind when a buffer grows, must still find its
+     * way back. Seeded bug that this catches: dropping the fragment when its spare holder object has no
+     * id (the pages then stay allocated and close() refuses). Leak detection is off here: under it,
+     * every buffer handed out gives its id back, and the table never fills.
+     */
+    @Test
+    void moreLiveBuffersThanTheArenaCanParkLoseNothing() {
+        ResourceLeakDetector.Level saved = ResourceLeakDetector.getLevel();
+        ResourceLeakDetector.setLevel(ResourceLeakDetector.Level.DISABLED);
+        try {
+            parkMoreThanTheArenaHasPlacesFor();
+        } finally {
+            ResourceLeakDetector.setLevel(saved);
+        }
+    }
+
+    private static void parkMoreThanTheArenaHasPlacesFor() {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(16L * MIB)
+                .fragmentCacheSize(1).objectCacheSize(1).build();
+        Random random = new Random(11);
+        int[] sizes = {64, 100, 256, 700, 1500, 2048, 3000};
+        for (int round = 0; round < 3; round++) {
+            List<ByteBuf> live = new ArrayList<>();
+            for (int i = 0; i < 400; i++) {
+                ByteBuf buf = alloc.directBuffer(sizes[random.nextInt(sizes.length)]);
+                fill(buf, i);
+                live.add(buf);
+            }
+            for (int i = 0; i < live.size(); i += 2) {
+                ByteBuf buf = live.get(i);
+                buf.capacity(Math.min(buf.capacity() * 2 + 1, 5000)); // moves it, its old fragment goes back
+                buf.setBytes(0, CONTENT, i & 4095, buf.capacity());
+            }
+            assertNoOverlap(live);
+            for (int i = 0; i < live.size(); i++) {
+                ByteBuf buf = live.get(i);
+                verify(buf, i);
+                assertTrue(buf.release());
+            }
+            PagePoolByteBufAllocatorMetric.ArenaMetric arena = alloc.metric().arenas().get(0);
+            assertTrue(arena.pooledObjects() <= 9, () -> "more objects parked than the arena has places: " + arena);
+        }
+        alloc.pageAllocator().checkConsistency();
+        alloc.close(); // throws if any page is still allocated
+    }
 
     @Test
     void allocateReleaseLoopsReuseObjectsAndMemory() {
