@@ -49,9 +49,9 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * gets an id, an index into {@code byId}, written once when the object is made; the class stacks
  * and the object stack hold ids ({@code int[]}, no barrier), and a take reads {@code byId[id]}. The
  * hot slot keeps a reference, but taking the buffer leaves it in place and parking the same object
- * again stores nothing, so a packet loop stores no reference either. Measured on the machine in
- * docs/benchmarks.md, with every object old (JMH {@code -gc true}), 2 KiB: allocate + release 12.2
- * to 8.0 ns, batches of 64 from 20.6 to 16.1 ns; with young objects the change is within noise.
+ * again stores nothing, so a packet loop stores no reference either. The gain shows with every
+ * object old (JMH {@code -gc true}, figures in docs/benchmarks.md, "Old generation"); with young
+ * objects it is within this machine's noise.
  *
  * <p>There is one id per place an object can be parked (hot slot, {@code fragmentCacheSize} per
  * class, {@code objectCacheSize}); an object made when none is free has none and goes to the
@@ -90,8 +90,8 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * only pools objects on {@code FastThreadLocalThread}s and by default keeps one new object in
  * eight, so plain threads would allocate a buffer object per call.
  *
- * <p>Thread safety: {@link #newBuffer}, {@link #bind}, {@link #parkOnOwner} and {@link #letGoOfTracked}
- * on the owner thread only;
+ * <p>Thread safety: {@link #newBuffer}, {@link #bind}, {@link #parkOnOwner}, {@link #letGoOfTracked},
+ * {@link #takeView} and {@link #parkView} on the owner thread only;
  * {@link #returnFromOtherThread}, {@link #releaseFrag}, {@link #releasePage} and
  * {@link #recycleObject} from any thread;
  * {@link #close()} on the owner thread or after it ended.
@@ -148,6 +148,12 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     private final int[] objectIds;
     private int objectCount;
     private final MpscAtomicArrayQueue<PagePoolByteBuf> returnedObjects;
+    /**
+     * Released {@link PagePoolDerivedByteBuf} views (retained slices and duplicates), owner thread only.
+     * References, not ids: a view's release already pays a CAS, and views park no memory.
+     */
+    private final PagePoolDerivedByteBuf[] views;
+    private int viewCount;
     private volatile boolean closed;
     /**
      * {@link #closed} as the owner thread sees it. Both are written by {@link #close()}, which runs
@@ -194,6 +200,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         this.byId = new PagePoolByteBuf[ids];
         this.freeIds = new int[ids];
         this.returnedObjects = new MpscAtomicArrayQueue<>(Math.max(2, objectCacheSize));
+        this.views = new PagePoolDerivedByteBuf[objectCacheSize];
     }
 
     /** Size class of a fragment request: 0 for up to 64 bytes, 1 for up to 128, ... */
@@ -610,6 +617,25 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         pool.putPage(pfn, 0, Thread.currentThread() == owner);
     }
 
+    /** Owner thread: a released view to reuse, or null. */
+    PagePoolDerivedByteBuf takeView() {
+        int n = viewCount;
+        if (n == 0) {
+            return null;
+        }
+        viewCount = n - 1;
+        PagePoolDerivedByteBuf view = views[n - 1];
+        views[n - 1] = null;
+        return view;
+    }
+
+    /** Owner thread: a released view onto the stack if there is room, else to the garbage collector. */
+    void parkView(PagePoolDerivedByteBuf view) {
+        if (viewCount < views.length && !closedOnOwner) {
+            views[viewCount++] = view;
+        }
+    }
+
     /** A buffer object without memory comes back: onto the owner's stack, or into the queue the owner drains. */
     void recycleObject(PagePoolByteBuf buf) {
         if (closed) {
@@ -653,6 +679,8 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             }
             pool.close();
             objectCount = 0;
+            Arrays.fill(views, null);
+            viewCount = 0;
             Arrays.fill(byId, null); // buffers still out keep their ids: after close they are never parked
         }
     }

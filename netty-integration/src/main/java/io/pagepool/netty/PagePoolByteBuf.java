@@ -107,6 +107,13 @@ final class PagePoolByteBuf extends AbstractByteBuf {
      * thread only. The arena parks ids rather than references: see PagePoolArena.
      */
     int parkId = NO_ID;
+    /**
+     * Handed out inside Netty's leak-detecting wrapper. Netty's wrapper closes its leak record when a
+     * derived buffer's release returns true, which is right for views that share their parent's
+     * count and wrong for ours (the record would close twice), so such a buffer's retained slices and
+     * duplicates are Netty's shared-count views. Set by the allocator, cleared on reuse.
+     */
+    boolean leakTracked;
 
     // The memory binding. Written by bind(), read by every access.
     private byte kind;
@@ -147,6 +154,7 @@ final class PagePoolByteBuf extends AbstractByteBuf {
     void reuse(int capacity, int maxCapacity) {
         REF_CNT.set(this, 1); // not yet visible to any other thread: a plain store
         parked = false;
+        leakTracked = false;
         length = capacity;
         if (maxCapacity() != maxCapacity) {
             maxCapacity(maxCapacity);
@@ -428,6 +436,32 @@ final class PagePoolByteBuf extends AbstractByteBuf {
         if (newCapacity < oldLength) {
             trimIndicesToCapacity(newCapacity);
         }
+    }
+
+    // ------------------------------------------------------------------ recycled derived buffers
+
+    @Override
+    public ByteBuf retainedSlice() {
+        return retainedSlice(readerIndex(), readableBytes());
+    }
+
+    /** A recycled view with its own count (see {@link PagePoolDerivedByteBuf}), not Netty's one-object-per-call default. */
+    @Override
+    public ByteBuf retainedSlice(int index, int length) {
+        if (leakTracked) {
+            return super.retainedSlice(index, length);
+        }
+        checkIndex(index, length);
+        return PagePoolDerivedByteBuf.slice(this, this, index, length);
+    }
+
+    @Override
+    public ByteBuf retainedDuplicate() {
+        if (leakTracked) {
+            return super.retainedDuplicate();
+        }
+        ensureAccessible();
+        return PagePoolDerivedByteBuf.duplicate(this, this, readerIndex(), writerIndex());
     }
 
     // ------------------------------------------------------------------ identity

@@ -156,6 +156,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             PagePoolByteBuf buf = arena.newBuffer(initialCapacity, maxCapacity);
             ByteBuf out = toLeakAwareBuffer(buf);
             if (out != buf) {
+                buf.leakTracked = true;
                 arena.letGoOfTracked(buf);
             }
             return out;
@@ -166,7 +167,9 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         PagePoolByteBuf buf = new PagePoolByteBuf(this, null);
         buf.reuse(initialCapacity, maxCapacity);
         bindWithoutArena(buf, initialCapacity);
-        return toLeakAwareBuffer(buf);
+        ByteBuf out = toLeakAwareBuffer(buf);
+        buf.leakTracked = out != buf;
+        return out;
     }
 
     @Override

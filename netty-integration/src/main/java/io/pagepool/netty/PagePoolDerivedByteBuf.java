@@ -1,0 +1,519 @@
+package io.pagepool.netty;
+
+import io.netty.buffer.AbstractByteBuf;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.util.IllegalReferenceCountException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.channels.GatheringByteChannel;
+import java.nio.channels.ScatteringByteChannel;
+
+/**
+ * The buffer {@code retainedSlice} and {@code retainedDuplicate} return for a
+ * {@link PagePoolByteBuf}: a view of part (a slice) or all (a duplicate) of its memory, with its own
+ * reader and writer indexes and its own reference count, recycled by the root buffer's arena.
+ *
+ * <h2>Why not Netty's default</h2>
+ * {@code AbstractByteBuf.retainedSlice()} is {@code slice().retain()}: a new view object per call,
+ * sharing the parent's count. Frame decoders call it once per frame (Netty's
+ * {@code LengthFieldBasedFrameDecoder} does), so every frame would leave an object for the garbage
+ * collector. Netty's pooled allocator recycles these views; so does this class.
+ *
+ * <h2>Life cycle</h2>
+ * <pre>
+ *   parent.retainedSlice(i, n)  -&gt; parent.retain(); view from the root's arena (owner thread) or new;
+ *                                  view count 1, indexes 0 and n
+ *   view.retain() / release()   -&gt; the view's own count (CAS); the parent's is untouched
+ *   view count reaches 0        -&gt; parent.release(); the view forgets parent and root and goes back
+ *                                  to the arena's stack if released on the owner thread
+ * </pre>
+ * {@code parent} is the buffer the view was taken from and holds one reference of it (another view,
+ * for a slice of a slice); {@code root} is the {@link PagePoolByteBuf} that owns the memory. Every
+ * access goes to {@code root} at {@code index + adjustment} after this view's own checks (count,
+ * and bounds against this view's capacity), so a duplicate follows the root if it grows, as Netty's
+ * derived buffers do. A slice has a fixed capacity ({@code capacity(int)} throws, as for Netty's
+ * slices); a duplicate's capacity is the root's.
+ *
+ * <p>Thread safety: as any Netty buffer, not thread-safe except for reference counting. A view
+ * released on a thread other than its arena's owner is left to the garbage collector.
+ */
+final class PagePoolDerivedByteBuf extends AbstractByteBuf {
+
+    private static final VarHandle REF_CNT;
+
+    static {
+        try {
+            REF_CNT = MethodHandles.lookup().findVarHandle(PagePoolDerivedByteBuf.class, "refCnt", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    /** Arena whose stack this view returns to; null for views made off the owner thread. */
+    private final PagePoolArena home;
+    private volatile int refCnt;
+    private ByteBufAllocator alloc;
+    /** The buffer this view holds a reference of; null once released. */
+    private ByteBuf parent;
+    /**
+     * The buffer that owns the memory; null once released, so that a parked view keeps no buffer
+     * reachable (a released view then reports the capacity it had, as a slice).
+     */
+    private PagePoolByteBuf root;
+    private int adjustment;
+    /** True for a slice (capacity fixed at {@link #sliceLength}), false for a duplicate. */
+    private boolean slice;
+    private int sliceLength;
+
+    private PagePoolDerivedByteBuf(PagePoolArena home) {
+        super(0);
+        this.home = home;
+    }
+
+    /**
+     * A slice of {@code root}'s bytes {@code [adjustment, adjustment + length)}, holding one reference
+     * of {@code parent} (retained here). The caller has checked the range and that parent is live.
+     */
+    static PagePoolDerivedByteBuf slice(PagePoolByteBuf root, ByteBuf parent, int adjustment, int length) {
+        PagePoolDerivedByteBuf view = take(root);
+        view.init(root, parent, adjustment, true, length, length);
+        view.markReaderIndex(); // marks 0, as for Netty's slices
+        view.markWriterIndex();
+        view.writerIndex(length);
+        return view;
+    }
+
+    /** A duplicate of all of {@code root}, indexes {@code readerIndex} and {@code writerIndex}, holding one reference of parent. */
+    static PagePoolDerivedByteBuf duplicate(PagePoolByteBuf root, ByteBuf parent, int readerIndex, int writerIndex) {
+        PagePoolDerivedByteBuf view = take(root);
+        view.init(root, parent, 0, false, 0, root.maxCapacity());
+        view.setIndexAndMark(readerIndex, writerIndex);
+        return view;
+    }
+
+    /** A released view of the root's arena if this is its owner thread, else a new one. */
+    private static PagePoolDerivedByteBuf take(PagePoolByteBuf root) {
+        PagePoolArena arena = root.home;
+        if (arena == null || Thread.currentThread() != arena.owner) {
+            return new PagePoolDerivedByteBuf(null);
+        }
+        PagePoolDerivedByteBuf view = arena.takeView();
+        return view != null ? view : new PagePoolDerivedByteBuf(arena);
+    }
+
+    private void init(PagePoolByteBuf root, ByteBuf parent, int adjustment, boolean slice, int sliceLength,
+            int maxCapacity) {
+        parent.retain();
+        this.parent = parent;
+        this.root = root;
+        this.alloc = root.alloc();
+        this.adjustment = adjustment;
+        this.slice = slice;
+        this.sliceLength = sliceLength;
+        maxCapacity(maxCapacity);
+        REF_CNT.setRelease(this, 1);
+        setIndex(0, 0); // a recycled view's old indexes may not fit its new capacity
+    }
+
+    private void setIndexAndMark(int readerIndex, int writerIndex) {
+        setIndex(readerIndex, writerIndex);
+        markReaderIndex();
+        markWriterIndex();
+    }
+
+    private int idx(int index) {
+        return index + adjustment;
+    }
+
+    // ------------------------------------------------------------------ reference count
+
+    @Override
+    public int refCnt() {
+        return refCnt;
+    }
+
+    @Override
+    public ByteBuf retain() {
+        return retain(1);
+    }
+
+    @Override
+    public ByteBuf retain(int increment) {
+        if (increment <= 0) {
+            throw new IllegalArgumentException("increment: " + increment + " (expected: > 0)");
+        }
+        for (;;) {
+            int c = refCnt;
+            if (c == 0 || c + increment <= 0) {
+                throw new IllegalReferenceCountException(c, increment);
+            }
+            if (REF_CNT.compareAndSet(this, c, c + increment)) {
+                return this;
+            }
+        }
+    }
+
+    @Override
+    public boolean release() {
+        return release(1);
+    }
+
+    @Override
+    public boolean release(int decrement) {
+        if (decrement <= 0) {
+            throw new IllegalArgumentException("decrement: " + decrement + " (expected: > 0)");
+        }
+        for (;;) {
+            int c = refCnt;
+            if (c < decrement) {
+                throw new IllegalReferenceCountException(c, -decrement);
+            }
+            if (REF_CNT.compareAndSet(this, c, c - decrement)) {
+                if (c != decrement) {
+                    return false;
+                }
+                ByteBuf p = parent;
+                // Keep answering capacity() as before, so that a use after release fails on the count
+                // (IllegalReferenceCountException), not on bounds: the view now acts as a fixed slice.
+                sliceLength = capacity();
+                slice = true;
+                parent = null;
+                root = null;
+                if (home != null && Thread.currentThread() == home.owner) {
+                    home.parkView(this);
+                }
+                p.release();
+                return true;
+            }
+        }
+    }
+
+    @Override
+    public ByteBuf touch() {
+        return this;
+    }
+
+    @Override
+    public ByteBuf touch(Object hint) {
+        return this;
+    }
+
+    // ------------------------------------------------------------------ capacity and identity
+
+    @Override
+    public int capacity() {
+        return slice ? sliceLength : root.capacity();
+    }
+
+    /** A duplicate resizes its root and trims its own indexes to the new capacity; a slice cannot. */
+    @Override
+    public ByteBuf capacity(int newCapacity) {
+        ensureAccessible();
+        if (slice) {
+            throw new UnsupportedOperationException("sliced buffer");
+        }
+        root.capacity(newCapacity);
+        if (newCapacity < writerIndex()) {
+            trimIndicesToCapacity(newCapacity);
+        }
+        return this;
+    }
+
+    @Override
+    public ByteBufAllocator alloc() {
+        return alloc;
+    }
+
+    @Override
+    @SuppressWarnings("deprecation")
+    public ByteOrder order() {
+        return ByteOrder.BIG_ENDIAN;
+    }
+
+    @Override
+    public ByteBuf unwrap() {
+        return root;
+    }
+
+    @Override
+    public boolean isDirect() {
+        return true;
+    }
+
+    @Override
+    public boolean isContiguous() {
+        return true;
+    }
+
+    @Override
+    public boolean hasArray() {
+        return false;
+    }
+
+    @Override
+    public byte[] array() {
+        throw new UnsupportedOperationException("direct buffer");
+    }
+
+    @Override
+    public int arrayOffset() {
+        throw new UnsupportedOperationException("direct buffer");
+    }
+
+    @Override
+    public boolean hasMemoryAddress() {
+        PagePoolByteBuf r = root;
+        return r != null && r.hasMemoryAddress();
+    }
+
+    @Override
+    public long memoryAddress() {
+        ensureAccessible();
+        return root.memoryAddress() + adjustment;
+    }
+
+    // ------------------------------------------------------------------ derived views of a view
+
+    @Override
+    public ByteBuf retainedSlice() {
+        return retainedSlice(readerIndex(), readableBytes());
+    }
+
+    @Override
+    public ByteBuf retainedSlice(int index, int length) {
+        checkIndex(index, length);
+        return slice(root, this, idx(index), length);
+    }
+
+    /** A retained view of the same bytes with this view's indexes: for a slice, a slice of the same range. */
+    @Override
+    public ByteBuf retainedDuplicate() {
+        ensureAccessible();
+        if (slice) {
+            PagePoolDerivedByteBuf view = slice(root, this, adjustment, sliceLength);
+            view.setIndexAndMark(readerIndex(), writerIndex());
+            return view;
+        }
+        return duplicate(root, this, readerIndex(), writerIndex());
+    }
+
+    // ------------------------------------------------------------------ primitive access
+
+    @Override
+    protected byte _getByte(int index) {
+        return root._getByte(idx(index));
+    }
+
+    @Override
+    protected short _getShort(int index) {
+        return root._getShort(idx(index));
+    }
+
+    @Override
+    protected short _getShortLE(int index) {
+        return root._getShortLE(idx(index));
+    }
+
+    @Override
+    protected int _getUnsignedMedium(int index) {
+        return root._getUnsignedMedium(idx(index));
+    }
+
+    @Override
+    protected int _getUnsignedMediumLE(int index) {
+        return root._getUnsignedMediumLE(idx(index));
+    }
+
+    @Override
+    protected int _getInt(int index) {
+        return root._getInt(idx(index));
+    }
+
+    @Override
+    protected int _getIntLE(int index) {
+        return root._getIntLE(idx(index));
+    }
+
+    @Override
+    protected long _getLong(int index) {
+        return root._getLong(idx(index));
+    }
+
+    @Override
+    protected long _getLongLE(int index) {
+        return root._getLongLE(idx(index));
+    }
+
+    @Override
+    protected void _setByte(int index, int value) {
+        root._setByte(idx(index), value);
+    }
+
+    @Override
+    protected void _setShort(int index, int value) {
+        root._setShort(idx(index), value);
+    }
+
+    @Override
+    protected void _setShortLE(int index, int value) {
+        root._setShortLE(idx(index), value);
+    }
+
+    @Override
+    protected void _setMedium(int index, int value) {
+        root._setMedium(idx(index), value);
+    }
+
+    @Override
+    protected void _setMediumLE(int index, int value) {
+        root._setMediumLE(idx(index), value);
+    }
+
+    @Override
+    protected void _setInt(int index, int value) {
+        root._setInt(idx(index), value);
+    }
+
+    @Override
+    protected void _setIntLE(int index, int value) {
+        root._setIntLE(idx(index), value);
+    }
+
+    @Override
+    protected void _setLong(int index, long value) {
+        root._setLong(idx(index), value);
+    }
+
+    @Override
+    protected void _setLongLE(int index, long value) {
+        root._setLongLE(idx(index), value);
+    }
+
+    // ------------------------------------------------------------------ bulk transfers
+    // Each checks this view's count and bounds, then lets the root copy (it checks its own as well).
+
+    @Override
+    public ByteBuf getBytes(int index, ByteBuf dst, int dstIndex, int length) {
+        checkIndex(index, length);
+        root.getBytes(idx(index), dst, dstIndex, length);
+        return this;
+    }
+
+    @Override
+    public ByteBuf getBytes(int index, byte[] dst, int dstIndex, int length) {
+        checkIndex(index, length);
+        root.getBytes(idx(index), dst, dstIndex, length);
+        return this;
+    }
+
+    @Override
+    public ByteBuf getBytes(int index, ByteBuffer dst) {
+        checkIndex(index, dst.remaining());
+        root.getBytes(idx(index), dst);
+        return this;
+    }
+
+    @Override
+    public ByteBuf getBytes(int index, OutputStream out, int length) throws IOException {
+        checkIndex(index, length);
+        root.getBytes(idx(index), out, length);
+        return this;
+    }
+
+    @Override
+    public int getBytes(int index, GatheringByteChannel out, int length) throws IOException {
+        checkIndex(index, length);
+        return root.getBytes(idx(index), out, length);
+    }
+
+    @Override
+    public int getBytes(int index, FileChannel out, long position, int length) throws IOException {
+        checkIndex(index, length);
+        return root.getBytes(idx(index), out, position, length);
+    }
+
+    @Override
+    public ByteBuf setBytes(int index, ByteBuf src, int srcIndex, int length) {
+        checkIndex(index, length);
+        root.setBytes(idx(index), src, srcIndex, length);
+        return this;
+    }
+
+    @Override
+    public ByteBuf setBytes(int index, byte[] src, int srcIndex, int length) {
+        checkIndex(index, length);
+        root.setBytes(idx(index), src, srcIndex, length);
+        return this;
+    }
+
+    @Override
+    public ByteBuf setBytes(int index, ByteBuffer src) {
+        checkIndex(index, src.remaining());
+        root.setBytes(idx(index), src);
+        return this;
+    }
+
+    @Override
+    public int setBytes(int index, InputStream in, int length) throws IOException {
+        checkIndex(index, length);
+        return root.setBytes(idx(index), in, length);
+    }
+
+    @Override
+    public int setBytes(int index, ScatteringByteChannel in, int length) throws IOException {
+        checkIndex(index, length);
+        return root.setBytes(idx(index), in, length);
+    }
+
+    @Override
+    public int setBytes(int index, FileChannel in, long position, int length) throws IOException {
+        checkIndex(index, length);
+        return root.setBytes(idx(index), in, position, length);
+    }
+
+    @Override
+    public ByteBuf copy(int index, int length) {
+        checkIndex(index, length);
+        return root.copy(idx(index), length);
+    }
+
+    // ------------------------------------------------------------------ NIO views
+
+    @Override
+    public int nioBufferCount() {
+        return 1;
+    }
+
+    @Override
+    public ByteBuffer nioBuffer(int index, int length) {
+        checkIndex(index, length);
+        return root.nioBuffer(idx(index), length);
+    }
+
+    @Override
+    public ByteBuffer[] nioBuffers(int index, int length) {
+        return new ByteBuffer[] {nioBuffer(index, length)};
+    }
+
+    @Override
+    public ByteBuffer internalNioBuffer(int index, int length) {
+        checkIndex(index, length);
+        return root.internalNioBuffer(idx(index), length);
+    }
+
+    @Override
+    public String toString() {
+        if (refCnt == 0) {
+            return "PagePoolDerivedByteBuf(freed)";
+        }
+        return "PagePoolDerivedByteBuf(" + (slice ? "slice" : "duplicate") + " of " + root + ", ridx: " + readerIndex()
+                + ", widx: " + writerIndex() + ", cap: " + capacity() + ")";
+    }
+}

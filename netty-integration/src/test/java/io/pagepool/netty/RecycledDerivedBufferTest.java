@@ -1,0 +1,206 @@
+package io.pagepool.netty;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.util.IllegalReferenceCountException;
+import io.netty.util.ResourceLeakDetector;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@code retainedSlice} and {@code retainedDuplicate} of a pagepool buffer return recycled views
+ * ({@link PagePoolDerivedByteBuf}) with their own reference count. The contract cases check them
+ * against Netty's own buffers; these check what is particular to recycling: the view object comes
+ * back, its count is its own, releases go up a chain of views exactly once, a duplicate follows its
+ * root when the root moves, and a recycled view shows nothing of its previous use. Leak detection is
+ * off here, so that the buffers are ours rather than the detector's wrappers and view objects can
+ * be compared.
+ */
+class RecycledDerivedBufferTest {
+
+    private static ResourceLeakDetector.Level savedLevel;
+
+    @BeforeAll
+    static void leakDetectionOff() {
+        savedLevel = ResourceLeakDetector.getLevel();
+        ResourceLeakDetector.setLevel(ResourceLeakDetector.Level.DISABLED);
+    }
+
+    @AfterAll
+    static void leakDetectionBack() {
+        ResourceLeakDetector.setLevel(savedLevel);
+    }
+
+    private final PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(16L << 20).build();
+
+    @AfterEach
+    void everythingWentBack() {
+        alloc.close(); // throws if a page is still allocated
+    }
+
+    private PagePoolByteBuf newRaw(int capacity) {
+        PagePoolByteBuf buf = (PagePoolByteBuf) alloc.directBuffer(capacity);
+        for (int i = 0; i < capacity; i++) {
+            buf.setByte(i, i * 7);
+        }
+        return buf;
+    }
+
+    @Test
+    void aReleasedViewIsTheNextViewOfTheSameThread() {
+        PagePoolByteBuf buf = newRaw(2048);
+        ByteBuf first = buf.retainedSlice(0, 1500);
+        assertInstanceOf(PagePoolDerivedByteBuf.class, first);
+        assertTrue(first.release());
+        ByteBuf second = buf.retainedSlice(100, 200);
+        assertSame(first, second, "the released view was not reused");
+        assertEquals(0, second.readerIndex());
+        assertEquals(200, second.writerIndex());
+        assertEquals(200, second.capacity());
+        assertEquals((byte) (100 * 7), second.getByte(0), "the reused view must show its new range");
+        second.resetWriterIndex();
+        assertEquals(0, second.writerIndex(), "a slice's marks start at 0, as Netty's do");
+        ByteBuf dup = buf.retainedDuplicate();
+        assertNotSame(second, dup, "a view in use is not handed out twice");
+        assertTrue(second.release());
+        assertTrue(dup.release());
+        assertTrue(buf.release());
+    }
+
+    /** Every access of a slice lands at its offset in the root, and nowhere else. */
+    @Test
+    void aSliceReadsAndWritesTheRootAtItsOffset() throws Exception {
+        int offset = 301;
+        PagePoolByteBuf buf = newRaw(2048);
+        ByteBuf slice = buf.retainedSlice(offset, 1000);
+        byte[] before = new byte[2048];
+        buf.getBytes(0, before);
+
+        slice.setShort(0, 0x0102).setShortLE(2, 0x0304).setMedium(4, 0x050607).setMediumLE(7, 0x08090a)
+                .setInt(10, 0x0b0c0d0e).setIntLE(14, 0x0f101112).setLong(18, 0x1314151617181920L)
+                .setLongLE(26, 0x2122232425262728L).setByte(34, 0x29);
+        slice.setBytes(35, new byte[] {1, 2, 3}).setBytes(38, java.nio.ByteBuffer.wrap(new byte[] {4, 5}));
+        assertEquals(0x0102, buf.getShort(offset));
+        assertEquals(0x0304, buf.getShortLE(offset + 2));
+        assertEquals(0x050607, buf.getMedium(offset + 4));
+        assertEquals(0x08090a, buf.getMediumLE(offset + 7));
+        assertEquals(0x0b0c0d0e, buf.getInt(offset + 10));
+        assertEquals(0x0f101112, buf.getIntLE(offset + 14));
+        assertEquals(0x1314151617181920L, buf.getLong(offset + 18));
+        assertEquals(0x2122232425262728L, buf.getLongLE(offset + 26));
+        assertEquals(0x29, buf.getByte(offset + 34));
+        assertEquals(5, buf.getByte(offset + 39));
+        assertEquals(0x1314151617181920L, slice.getLong(18));
+        assertEquals(0x050607, slice.getUnsignedMedium(4));
+        assertEquals(0x08090a, slice.getUnsignedMediumLE(7));
+        assertEquals(0x0f101112, slice.getIntLE(14));
+        assertEquals(0x2122232425262728L, slice.getLongLE(26));
+        assertEquals(0x0304, slice.getShortLE(2));
+        assertEquals(buf.memoryAddress() + offset, slice.memoryAddress());
+        assertEquals(buf.getByte(offset + 500), slice.nioBuffer(500, 1).get(0));
+        byte[] out = new byte[40];
+        slice.getBytes(0, out);
+        byte[] expected = new byte[40];
+        buf.getBytes(offset, expected);
+        assertEquals(java.util.Arrays.toString(expected), java.util.Arrays.toString(out));
+        for (int i = 0; i < 2048; i++) {
+            if (i < offset || i >= offset + 40) {
+                assertEquals(before[i], buf.getByte(i), "byte " + i + " outside the slice's writes changed");
+            }
+        }
+        assertThrows(IndexOutOfBoundsException.class, () -> slice.getByte(1000));
+        assertThrows(IndexOutOfBoundsException.class, () -> slice.setLong(996, 0));
+        assertTrue(slice.release());
+        assertTrue(buf.release());
+    }
+
+    @Test
+    void aViewCountsItsOwnReferencesAndHoldsOneOfItsParent() {
+        PagePoolByteBuf buf = newRaw(1024);
+        ByteBuf slice = buf.retainedSlice(10, 100);
+        assertEquals(2, buf.refCnt());
+        slice.retain(3);
+        assertEquals(4, slice.refCnt());
+        assertEquals(2, buf.refCnt(), "retaining the view does not touch the parent");
+        assertFalse(slice.release(3));
+        assertEquals(2, buf.refCnt());
+        assertTrue(slice.release());
+        assertEquals(1, buf.refCnt(), "the view's last release gave its one reference back");
+        assertThrows(IllegalReferenceCountException.class, () -> slice.getByte(0));
+        assertThrows(IllegalReferenceCountException.class, slice::release);
+        assertThrows(IllegalReferenceCountException.class, slice::retain);
+        assertEquals(1, buf.refCnt(), "a misused view leaves its parent alone");
+        assertTrue(buf.release());
+    }
+
+    @Test
+    void aChainOfViewsReleasesEachParentOnce() {
+        PagePoolByteBuf buf = newRaw(1024);
+        ByteBuf outer = buf.retainedSlice(10, 500);
+        ByteBuf inner = outer.retainedSlice(5, 20);
+        ByteBuf innerDup = inner.retainedDuplicate();
+        assertEquals((byte) (15 * 7), inner.getByte(0));
+        assertEquals((byte) (15 * 7), innerDup.getByte(0));
+        assertEquals(20, innerDup.capacity(), "a duplicate of a slice is a slice of the same range");
+        assertEquals(2, buf.refCnt());
+        assertEquals(2, outer.refCnt());
+        assertTrue(outer.release() == false && buf.refCnt() == 2, "inner still holds outer");
+        assertFalse(inner.release(), "innerDup still holds inner");
+        assertTrue(innerDup.release());
+        assertEquals(0, inner.refCnt());
+        assertEquals(0, outer.refCnt());
+        assertEquals(1, buf.refCnt());
+        assertTrue(buf.release());
+    }
+
+    @Test
+    void aSliceCannotGrowAndADuplicateFollowsItsRootToNewMemory() {
+        PagePoolByteBuf buf = newRaw(1000);
+        ByteBuf slice = buf.retainedSlice(0, 100);
+        assertThrows(UnsupportedOperationException.class, () -> slice.capacity(200));
+        ByteBuf dup = buf.retainedDuplicate();
+        long before = buf.memoryAddress();
+        dup.capacity(10_000); // grows the root: its bytes move to an order-2 block
+        assertEquals(10_000, buf.capacity());
+        assertTrue(buf.memoryAddress() != before, "the root was expected to move");
+        assertEquals(10_000, dup.capacity());
+        assertEquals(buf.memoryAddress(), dup.memoryAddress());
+        dup.setByte(9_999, 42);
+        assertEquals(42, buf.getByte(9_999));
+        assertEquals((byte) (999 * 7), dup.getByte(999), "the bytes moved with the root");
+        assertTrue(slice.release());
+        assertTrue(dup.release());
+        assertTrue(buf.release());
+    }
+
+    @Test
+    void aViewReleasedOnAnotherThreadReleasesItsParentThere() throws Exception {
+        PagePoolByteBuf buf = newRaw(2048);
+        ByteBuf slice = buf.retainedSlice(0, 64);
+        assertFalse(buf.release());
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread other = new Thread(() -> {
+            try {
+                assertTrue(slice.release());
+            } catch (Throwable t) {
+                failure.set(t);
+            }
+        });
+        other.start();
+        other.join();
+        assertEquals(null, failure.get());
+        assertEquals(0, buf.refCnt(), "the view's release on the other thread was the buffer's last");
+        // The memory came home through the owner's queue; allocating drains it.
+        alloc.directBuffer(2048).release();
+    }
+}
