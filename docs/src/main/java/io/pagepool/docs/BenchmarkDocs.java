@@ -25,10 +25,17 @@ final class BenchmarkDocs {
 
     private final List<JmhResult> poolAndNetty;
     private final List<JmhResult> seed;
+    /** The same Netty benchmarks run with JMH's {@code -gc true}: every long-lived object in the old generation. */
+    private final List<JmhResult> oldGen;
+    /** {@code RetainedSliceBenchmark}. */
+    private final List<JmhResult> retainedSlice;
 
-    BenchmarkDocs(List<JmhResult> poolAndNetty, List<JmhResult> seed) {
+    BenchmarkDocs(List<JmhResult> poolAndNetty, List<JmhResult> seed, List<JmhResult> oldGen,
+            List<JmhResult> retainedSlice) {
         this.poolAndNetty = poolAndNetty;
         this.seed = seed;
+        this.oldGen = oldGen;
+        this.retainedSlice = retainedSlice;
     }
 
     /** Every generated section, by marker name, in document order. */
@@ -41,6 +48,8 @@ final class BenchmarkDocs {
         s.put("netty-batch64", nettyTable("ByteBufAllocatorBenchmark.batch64"));
         s.put("netty-crossThread", nettyTable("ByteBufAllocatorBenchmark.crossThread"));
         s.put("refcount-cost", refCountCost());
+        s.put("old-gen", oldGenTable());
+        s.put("retained-slice", retainedSliceTable());
         return s;
     }
 
@@ -323,6 +332,46 @@ final class BenchmarkDocs {
             t.append(ours == null || adaptive == null ? " — |"
                     : String.format(Locale.ROOT, " %.1fx |", adaptive.score() / ours.score()));
             t.append('\n');
+        }
+        return t.toString();
+    }
+
+    /** 2 KiB, one thread, every allocator, with the pools' objects in the old generation. */
+    private String oldGenTable() {
+        StringBuilder t = new StringBuilder("| 2 KiB, one thread, after `System.gc()` |");
+        StringBuilder rule = new StringBuilder("|---|");
+        for (String a : ALLOCATORS) {
+            t.append(' ').append(a).append(" |");
+            rule.append("---|");
+        }
+        t.append(" Adaptive ÷ pagepool |\n").append(rule).append("---|\n");
+        for (String[] b : new String[][] {{"allocRelease", "allocate + release"}, {"batch64", "batches of 64"}}) {
+            String benchmark = "ByteBufAllocatorBenchmark." + b[0];
+            t.append("| ").append(b[1]).append(" |");
+            for (String a : ALLOCATORS) {
+                JmhResult r = find(oldGen, x -> x.benchmark().equals(benchmark) && x.param("allocator").equals(a)
+                        && x.param("size").equals("2048"));
+                t.append(' ').append(r == null ? "—" : scoreWithError(r) + ", " + bytes(r)).append(" |");
+            }
+            JmhResult ours = find(oldGen, x -> x.benchmark().equals(benchmark) && x.param("allocator").equals("pagepool"));
+            JmhResult adaptive = find(oldGen, x -> x.benchmark().equals(benchmark) && x.param("allocator").equals("adaptive"));
+            t.append(ours == null || adaptive == null ? " — |"
+                    : String.format(Locale.ROOT, " %.1fx |", adaptive.score() / ours.score()));
+            t.append('\n');
+        }
+        return t.toString();
+    }
+
+    /** One row per allocator: a frame's {@code readRetainedSlice} + release. */
+    private String retainedSliceTable() {
+        StringBuilder t = new StringBuilder("| allocator | ns per frame | heap per frame |\n|---|---|---|\n");
+        for (String a : ALLOCATORS) {
+            JmhResult r = find(retainedSlice, x -> x.benchmark().equals("RetainedSliceBenchmark.readRetainedSlices")
+                    && x.param("allocator").equals(a));
+            if (r != null) {
+                t.append("| ").append(a).append(" | ").append(scoreWithError(r)).append(" | ").append(bytes(r))
+                        .append(" |\n");
+            }
         }
         return t.toString();
     }

@@ -23,8 +23,10 @@ import org.knowm.xchart.style.Styler;
  * </pre>
  * Inputs: {@value #POOL_NETTY_RESULTS} ({@code PagePoolBenchmark} and {@code ByteBufAllocatorBenchmark},
  * {@code -prof gc -rf json}), {@value #CROSS_THREAD_RESULTS} (the cross-thread benchmark again with
- * five forks, which replaces its one-fork figures), {@value #REFCOUNT_RESULTS} ({@code RefCountCostBenchmark})
- * and {@value #SEED_RESULTS} ({@code seed-table --json}).
+ * five forks, which replaces its one-fork figures), {@value #REFCOUNT_RESULTS} ({@code RefCountCostBenchmark}),
+ * {@value #OLD_GEN_RESULTS} (2 KiB allocRelease and batch64 with {@code -gc true}),
+ * {@value #RETAINED_SLICE_RESULTS} ({@code RetainedSliceBenchmark}) and {@value #SEED_RESULTS}
+ * ({@code seed-table --json}).
  */
 public final class RenderBenchmarkDocs {
 
@@ -34,6 +36,10 @@ public final class RenderBenchmarkDocs {
     static final String SEED_RESULTS = "results/seed-table.json";
     /** What one reference-count update costs ({@code RefCountCostBenchmark}). */
     static final String REFCOUNT_RESULTS = "results/refcount-cost.json";
+    /** allocRelease and batch64 at 2 KiB with {@code -gc true} (objects in the old generation). */
+    static final String OLD_GEN_RESULTS = "results/old-gen.json";
+    /** {@code RetainedSliceBenchmark}: a frame decoder's retained slice per frame. */
+    static final String RETAINED_SLICE_RESULTS = "results/retained-slice.json";
     static final String BENCHMARKS_MD = "benchmarks.md";
 
     private RenderBenchmarkDocs() {
@@ -68,7 +74,8 @@ public final class RenderBenchmarkDocs {
         List<JmhResult> poolAndNetty = new ArrayList<>(JmhResult.load(docs.resolve(POOL_NETTY_RESULTS)));
         poolAndNetty.addAll(JmhResult.load(docs.resolve(CROSS_THREAD_RESULTS)));
         poolAndNetty.addAll(JmhResult.load(docs.resolve(REFCOUNT_RESULTS)));
-        return new BenchmarkDocs(poolAndNetty, JmhResult.load(docs.resolve(SEED_RESULTS)));
+        return new BenchmarkDocs(poolAndNetty, JmhResult.load(docs.resolve(SEED_RESULTS)),
+                JmhResult.load(docs.resolve(OLD_GEN_RESULTS)), JmhResult.load(docs.resolve(RETAINED_SLICE_RESULTS)));
     }
 
     /** Replaces the body of every {@code <!-- generated:NAME -->} section with {@code sections.get(NAME)}. */
