@@ -1,6 +1,5 @@
 package io.pagepool.netty;
 
-import io.netty.buffer.AbstractByteBuf;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.util.IllegalReferenceCountException;
@@ -65,7 +64,7 @@ import java.nio.channels.ScatteringByteChannel;
  *
  * <p>Thread safety: as any Netty buffer, not thread-safe except for reference counting.
  */
-final class PagePoolByteBuf extends AbstractByteBuf {
+final class PagePoolByteBuf extends PagePoolDirectByteBuf {
 
     private static final VarHandle REF_CNT;
 
@@ -336,16 +335,6 @@ final class PagePoolByteBuf extends AbstractByteBuf {
         }
     }
 
-    @Override
-    public ByteBuf touch() {
-        return this;
-    }
-
-    @Override
-    public ByteBuf touch(Object hint) {
-        return this;
-    }
-
     /**
      * The last reference is gone. Memory of the home arena (fragments, pages, and blocks up to the
      * per-CPU orders) goes back with the object: on the owner thread straight into its caches, on any
@@ -472,39 +461,8 @@ final class PagePoolByteBuf extends AbstractByteBuf {
     }
 
     @Override
-    @SuppressWarnings("deprecation")
-    public ByteOrder order() {
-        return ByteOrder.BIG_ENDIAN;
-    }
-
-    @Override
     public ByteBuf unwrap() {
         return null;
-    }
-
-    @Override
-    public boolean isDirect() {
-        return true;
-    }
-
-    @Override
-    public boolean isContiguous() {
-        return true;
-    }
-
-    @Override
-    public boolean hasArray() {
-        return false;
-    }
-
-    @Override
-    public byte[] array() {
-        throw new UnsupportedOperationException("direct buffer");
-    }
-
-    @Override
-    public int arrayOffset() {
-        throw new UnsupportedOperationException("direct buffer");
     }
 
     @Override
@@ -766,19 +724,9 @@ final class PagePoolByteBuf extends AbstractByteBuf {
     // ------------------------------------------------------------------ NIO views
 
     @Override
-    public int nioBufferCount() {
-        return 1;
-    }
-
-    @Override
     public ByteBuffer nioBuffer(int index, int length) {
         checkIndex(index, length);
         return memory.slice(base + index, length);
-    }
-
-    @Override
-    public ByteBuffer[] nioBuffers(int index, int length) {
-        return new ByteBuffer[] {nioBuffer(index, length)};
     }
 
     @Override

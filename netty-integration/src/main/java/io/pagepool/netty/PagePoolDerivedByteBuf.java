@@ -1,6 +1,5 @@
 package io.pagepool.netty;
 
-import io.netty.buffer.AbstractByteBuf;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.util.IllegalReferenceCountException;
@@ -10,7 +9,6 @@ import java.io.OutputStream;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.channels.GatheringByteChannel;
 import java.nio.channels.ScatteringByteChannel;
@@ -44,7 +42,7 @@ import java.nio.channels.ScatteringByteChannel;
  * <p>Thread safety: as any Netty buffer, not thread-safe except for reference counting. A view
  * released on a thread other than its arena's owner is left to the garbage collector.
  */
-final class PagePoolDerivedByteBuf extends AbstractByteBuf {
+final class PagePoolDerivedByteBuf extends PagePoolDirectByteBuf {
 
     private static final VarHandle REF_CNT;
 
@@ -195,16 +193,6 @@ final class PagePoolDerivedByteBuf extends AbstractByteBuf {
         }
     }
 
-    @Override
-    public ByteBuf touch() {
-        return this;
-    }
-
-    @Override
-    public ByteBuf touch(Object hint) {
-        return this;
-    }
-
     // ------------------------------------------------------------------ capacity and identity
 
     @Override
@@ -232,39 +220,8 @@ final class PagePoolDerivedByteBuf extends AbstractByteBuf {
     }
 
     @Override
-    @SuppressWarnings("deprecation")
-    public ByteOrder order() {
-        return ByteOrder.BIG_ENDIAN;
-    }
-
-    @Override
     public ByteBuf unwrap() {
         return root;
-    }
-
-    @Override
-    public boolean isDirect() {
-        return true;
-    }
-
-    @Override
-    public boolean isContiguous() {
-        return true;
-    }
-
-    @Override
-    public boolean hasArray() {
-        return false;
-    }
-
-    @Override
-    public byte[] array() {
-        throw new UnsupportedOperationException("direct buffer");
-    }
-
-    @Override
-    public int arrayOffset() {
-        throw new UnsupportedOperationException("direct buffer");
     }
 
     @Override
@@ -487,19 +444,9 @@ final class PagePoolDerivedByteBuf extends AbstractByteBuf {
     // ------------------------------------------------------------------ NIO views
 
     @Override
-    public int nioBufferCount() {
-        return 1;
-    }
-
-    @Override
     public ByteBuffer nioBuffer(int index, int length) {
         checkIndex(index, length);
         return root.nioBuffer(idx(index), length);
-    }
-
-    @Override
-    public ByteBuffer[] nioBuffers(int index, int length) {
-        return new ByteBuffer[] {nioBuffer(index, length)};
     }
 
     @Override

@@ -1,10 +1,7 @@
 package io.pagepool.perf;
 
-import io.netty.buffer.AdaptiveByteBufAllocator;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
-import io.netty.buffer.PooledByteBufAllocator;
-import io.netty.buffer.UnpooledByteBufAllocator;
 import io.pagepool.netty.PagePoolByteBufAllocator;
 import org.jctools.queues.atomic.SpscAtomicArrayQueue;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -35,9 +32,8 @@ import org.openjdk.jmh.infra.Control;
  * allocator.
  *
  * <p>pagepool's allocator is built per trial with 256 MiB, pre-touched; a trial fails if any buffer
- * took the unpooled fallback, since its figures would then not be pagepool's. Netty's pooled
- * allocator is {@link PooledByteBufAllocator#DEFAULT}, its adaptive one (the 4.2 default) a new
- * {@link AdaptiveByteBufAllocator}, the unpooled one {@link UnpooledByteBufAllocator#DEFAULT}.
+ * took the unpooled fallback, since its figures would then not be pagepool's. Netty's allocators
+ * are those of {@link PeerAllocators}.
  *
  * <p>Targets (issue #4, this machine): same-thread 2 KiB at most 10 ns per buffer and at least 5x
  * faster than Adaptive, the same in batches of 64; cross-thread at least 2x faster than Adaptive;
@@ -59,22 +55,7 @@ public class ByteBufAllocatorBenchmark extends BenchmarkDefaults {
 
     @Setup(Level.Trial)
     public void build() {
-        switch (allocator) {
-            case "pagepool":
-                alloc = PagePoolByteBufAllocator.builder().capacity(256L << 20).preTouch(true).build();
-                break;
-            case "adaptive":
-                alloc = new AdaptiveByteBufAllocator();
-                break;
-            case "pooled":
-                alloc = PooledByteBufAllocator.DEFAULT;
-                break;
-            case "unpooled":
-                alloc = UnpooledByteBufAllocator.DEFAULT;
-                break;
-            default:
-                throw new IllegalArgumentException("unknown allocator " + allocator);
-        }
+        alloc = PeerAllocators.named(allocator, 256L << 20, true);
         handoff = new SpscAtomicArrayQueue<>(1024);
     }
 

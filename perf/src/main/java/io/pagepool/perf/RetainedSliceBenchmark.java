@@ -1,11 +1,7 @@
 package io.pagepool.perf;
 
-import io.netty.buffer.AdaptiveByteBufAllocator;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
-import io.netty.buffer.PooledByteBufAllocator;
-import io.netty.buffer.UnpooledByteBufAllocator;
-import io.pagepool.netty.PagePoolByteBufAllocator;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.OperationsPerInvocation;
@@ -37,22 +33,7 @@ public class RetainedSliceBenchmark extends BenchmarkDefaults {
 
     @Setup(Level.Trial)
     public void build() {
-        switch (allocator) {
-            case "pagepool":
-                alloc = PagePoolByteBufAllocator.builder().capacity(16L << 20).build();
-                break;
-            case "adaptive":
-                alloc = new AdaptiveByteBufAllocator();
-                break;
-            case "pooled":
-                alloc = PooledByteBufAllocator.DEFAULT;
-                break;
-            case "unpooled":
-                alloc = UnpooledByteBufAllocator.DEFAULT;
-                break;
-            default:
-                throw new IllegalArgumentException("unknown allocator " + allocator);
-        }
+        alloc = PeerAllocators.named(allocator, 16L << 20, false);
         buffer = alloc.directBuffer(FRAME * FRAMES);
         buffer.writerIndex(FRAME * FRAMES);
     }
