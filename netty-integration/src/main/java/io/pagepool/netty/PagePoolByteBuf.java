@@ -434,7 +434,11 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
         return retainedSlice(readerIndex(), readableBytes());
     }
 
-    /** A recycled view with its own count (see {@link PagePoolDerivedByteBuf}), not Netty's one-object-per-call default. */
+    /**
+     * A recycled view with its own count (see {@link PagePoolDerivedByteBuf}) rather than Netty's
+     * one-object-per-call default, except for a buffer handed out inside the leak detector's wrapper
+     * (see {@link #leakTracked}).
+     */
     @Override
     public ByteBuf retainedSlice(int index, int length) {
         if (leakTracked) {
