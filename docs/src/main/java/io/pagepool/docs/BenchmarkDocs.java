@@ -349,17 +349,21 @@ final class BenchmarkDocs {
             String benchmark = "ByteBufAllocatorBenchmark." + b[0];
             t.append("| ").append(b[1]).append(" |");
             for (String a : ALLOCATORS) {
-                JmhResult r = find(oldGen, x -> x.benchmark().equals(benchmark) && x.param("allocator").equals(a)
-                        && x.param("size").equals("2048"));
+                JmhResult r = oldGenResult(benchmark, a);
                 t.append(' ').append(r == null ? "—" : scoreWithError(r) + ", " + bytes(r)).append(" |");
             }
-            JmhResult ours = find(oldGen, x -> x.benchmark().equals(benchmark) && x.param("allocator").equals("pagepool"));
-            JmhResult adaptive = find(oldGen, x -> x.benchmark().equals(benchmark) && x.param("allocator").equals("adaptive"));
+            JmhResult ours = oldGenResult(benchmark, "pagepool");
+            JmhResult adaptive = oldGenResult(benchmark, "adaptive");
             t.append(ours == null || adaptive == null ? " — |"
                     : String.format(Locale.ROOT, " %.1fx |", adaptive.score() / ours.score()));
             t.append('\n');
         }
         return t.toString();
+    }
+
+    private JmhResult oldGenResult(String benchmark, String allocator) {
+        return find(oldGen, x -> x.benchmark().equals(benchmark) && x.param("allocator").equals(allocator)
+                && x.param("size").equals("2048"));
     }
 
     /** One row per allocator: a frame's {@code readRetainedSlice} + release. */
