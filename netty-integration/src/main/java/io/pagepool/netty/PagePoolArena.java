@@ -12,22 +12,25 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
 /**
  * One thread's share of a {@link PagePoolByteBufAllocator}: the thread's {@link PagePool} (the
  * kernel's one page pool per NAPI context, with a Netty event loop as the context), released
- * fragment buffers parked with their fragments (a hot slot and one stack per size class), and the
- * buffer objects the thread hands out.
+ * buffers parked with their memory (a hot slot and one stack per park class), and the buffer
+ * objects the thread hands out.
  *
  * <h2>Where a buffer's memory comes from</h2>
  * <pre>
- *   requested capacity          memory                                   released on owner / elsewhere
- *   &lt;= maxFragmentSize         fragment of a pool page, by size class    class stack / queue to the owner
- *     (64, 128, ... pageSize/2)  (class stack first, then allocFrag)
- *   &lt;= pageSize                a whole pool page (allocPage)             recycleDirect / ring
- *   &lt;= pageSize &lt;&lt; 3         a block from the PageAllocator, through   owner's per-CPU cache / queue
- *                               its per-CPU caches (orders 1-3)           to the owner, freed there
- *   &lt;= pageSize &lt;&lt; maxOrder   a block from the PageAllocator            freePages on the releasing thread
- *   larger, or exhausted        the allocator's fallback policy
+ *   requested capacity          park class     memory when none is parked             released on owner / elsewhere
+ *   &lt;= maxFragmentSize         0 .. F-1       fragment of a pool page (allocFrag)    parked / queue to the owner,
+ *     (64, 128, ... pageSize/2)  size classes                                         parked there
+ *   &lt;= pageSize                F (pages)      a whole pool page (allocPage)          parked / queue, parked there
+ *   &lt;= pageSize &lt;&lt; 3         F+1 .. F+3     a block from the PageAllocator,        parked / queue, parked there
+ *                               (orders 1-3)   through its per-CPU caches
+ *   &lt;= pageSize &lt;&lt; maxOrder   none           a block from the PageAllocator         freePages on the releasing thread
+ *   larger, or exhausted        none           the allocator's fallback policy
  * </pre>
+ * "Parked" is the hot slot or the class's stack ({@code fragmentCacheSize} buffers per fragment
+ * class, {@code blockCacheSize} per page or block order); past that the memory goes back (fragment
+ * or page to the pool, into its cache on the owner; block to the owner's per-CPU set).
  *
- * <h2>Why per-class stacks of bound buffers in front of the pool's fragments</h2>
+ * <h2>Why per-class stacks of bound buffers in front of the pool</h2>
  * {@link PagePool#putFrag} is safe from any thread, so it pays two atomic operations (a bitmap
  * bit that catches double release, and the page's fragment count). A buffer released on its owner
  * thread instead goes, object and fragment together, onto a plain stack for its size class, and
@@ -40,6 +43,15 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * bounded ({@code fragmentCacheSize} buffers per class); past that, fragments go back to the pool.
  * A fragment that comes back without an object (a buffer grew out of it) borrows a spare object
  * from the object stack to join its class stack.
+ *
+ * <p>Whole pages and blocks of orders 1-3 are parked the same way, one class per order. Returned to
+ * the pool or the per-CPU set instead, each pair would pay the pool's page-state checks, a region
+ * lookup and a rebinding (a 4 KiB pair cost about 28 ns against 8 ns for 2 KiB), and a page released
+ * on another thread would make the owner poll the remote-free queue on every allocation rather than
+ * once per emptied stack (cross-thread 4 KiB: about 255 ns a buffer against 120 parked; the A/B
+ * figures are in docs/benchmarks.md). The price is memory: at most {@code blockCacheSize} buffers per
+ * order stay bound (3.75 MiB per arena with the defaults), counted as in use by the pool (pages) and
+ * the page allocator (blocks) and given back when memory runs out ({@link #reclaimParked()}).
  *
  * <h2>Parked objects are ids, not references</h2>
  * Under G1 (the default collector) storing a reference into an object costs a write barrier, and
@@ -54,7 +66,8 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * objects it is within this machine's noise.
  *
  * <p>There is one id per place an object can be parked (hot slot, {@code fragmentCacheSize} per
- * class, {@code objectCacheSize}); an object made when none is free has none and goes to the
+ * fragment class, {@code blockCacheSize} per page or block order, {@code objectCacheSize}); an
+ * object made when none is free has none and goes to the
  * garbage collector when released, as one past a full stack always did. {@code byId} keeps every
  * object with an id reachable, which would hide a leaked buffer from Netty's leak detector: a buffer
  * the detector tracks gives its id back when it is handed out ({@link #letGoOfTracked}) and takes a
@@ -64,19 +77,21 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * A buffer released on a thread other than its arena's owner does not touch the pool's shared
  * fragment counters (which the owner is writing as it carves, so every release would move their
  * cache lines between cores). It is offered, object and memory binding together, to a bounded
- * multi-producer queue; the owner drains the queue when its object stack or a fragment class runs
- * dry and returns the memory with plain operations. A cross-thread release thus costs one
- * reference-count CAS and one queue offer. Memory waits in the queue until the owner drains it
+ * multi-producer queue; the owner drains the queue when its object stack or the requested park
+ * class runs dry, and parks each buffer on its class stack as it is (or, past the stack's bound,
+ * returns the memory with plain operations). A cross-thread release thus costs one reference-count
+ * CAS and one queue offer, and the owner touches the queue's shared cache lines once per emptied
+ * stack, not once per buffer. Memory waits in the queue until the owner drains it
  * (at most {@code objectCacheSize} buffers); if the queue is full, or the arena closed, the
  * releasing thread returns the memory itself through the pool's thread-safe paths.
  *
  * <p>Blocks of orders 1-3 (up to 32 KiB with 4 KiB pages) take the same route. Freed on the
  * releasing thread they would land in that thread's per-CPU set, which never allocates them, while
  * the owner's set runs dry: both threads would then take the zone lock every batch (16 KiB buffers
- * passed between two threads cost 1.6x less than Netty's instead of 2-4x). Routed home, they refill
- * the owner's per-CPU set. The price is memory parked in the queue: at most {@code objectCacheSize}
- * blocks of 32 KiB (32 MiB with the default 1024) per arena until the owner drains it. Larger blocks
- * are freed in place.
+ * passed between two threads cost 1.6x less than Netty's instead of 2-4x). Routed home, they are
+ * parked for the owner's next buffers of their order. The price is memory parked in the queue: at
+ * most {@code objectCacheSize} blocks of 32 KiB (32 MiB with the default 1024) per arena until the
+ * owner drains it. Larger blocks are freed in place.
  *
  * <p>The queue also catches one caller bug the buffer's reference count no longer does (see
  * {@link PagePoolByteBuf}): the owner and another thread releasing the same last reference at once.
@@ -128,22 +143,29 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     private final int[] freeIds;
     private int freeIdCount;
     /**
-     * The fragment buffer the owner released last, any size class: checked before the class stacks.
-     * A packet loop (allocate, use, release, allocate ...) then never touches a stack, and the release
-     * needs no load that depends on the buffer (its size class) to find where it goes. The slot is
-     * full when {@code hotClass} is the buffer's size class, empty when it is -1; taking the buffer
+     * The buffer the owner released last, any park class: checked before the class stacks. A packet
+     * loop (allocate, use, release, allocate ...) then never touches a stack, and the release needs no
+     * load that depends on the buffer (its park class) to find where it goes. The slot is full when
+     * {@code hotClass} is the buffer's park class, empty when it is -1; taking the buffer
      * leaves the reference in place, so the same object cycling through the slot is parked without a
      * reference store (see "Parked objects are ids" in the class comment).
      */
     private PagePoolByteBuf hotBuf;
     private int hotClass = -1;
+    /** Park classes: fragment size classes {@code 0 .. pageParkClass - 1}, then whole pages, then block orders 1-3. */
+    private final int pageParkClass;
+    /** The class of requests too large to park: its stack is empty and never filled. */
+    private final int unparkedClass;
+    /** Largest request served from a park class: a block of {@link #MAX_ROUTED_BLOCK_ORDER}. */
+    private final int maxParkedSize;
     /**
-     * Per size class, ids of released fragment buffers still bound to their fragments (LIFO): class
-     * {@code c}'s stack is {@code fragIds[c * fragStackSize, c * fragStackSize + fragCount[c])}.
+     * Per park class, ids of released buffers still bound to their memory (LIFO): class {@code c}'s
+     * stack is {@code parkedIds[stackBase[c], parkedTop[c])}, full at {@code stackLimit[c]}.
      */
-    private final int[] fragIds;
-    private final int fragStackSize;
-    private final int[] fragCount;
+    private final int[] parkedIds;
+    private final int[] parkedTop;
+    private final int[] stackBase;
+    private final int[] stackLimit;
     /** Ids of objects without memory (LIFO). */
     private final int[] objectIds;
     private int objectCount;
@@ -164,19 +186,19 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     private final Object closeLock = new Object();
 
     // Owner-thread counters, read racily by metrics. The fast path bumps only one.
-    /** Buffers served by the fast path: a fragment-cache hit. */
+    /** Buffers served by the fast path: a parked buffer taken as it is. */
     long fastAllocations;
     /** Buffers served by {@link #newBufferSlow}. */
     long slowAllocations;
-    /** Fragment-cache hits outside the fast path (a buffer growing into a cached fragment). */
-    long otherFragCacheHits;
+    /** Parked memory taken outside the fast path (by a buffer growing into its class, or a new object). */
+    long otherCacheHits;
     /** Queued releases dropped because the object had already come back: see the class comment. */
     long concurrentDoubleReleases;
     private final int regionMask;
     private final int pageShift;
 
     PagePoolArena(PagePoolByteBufAllocator parent, Thread owner, PagePool pool, int maxFragSize, int fragmentCacheSize,
-            int objectCacheSize) {
+            int blockCacheSize, int objectCacheSize) {
         super(owner);
         this.parent = parent;
         this.owner = owner;
@@ -190,13 +212,23 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         int regions = (pages.totalPages() + pages.regionPages() - 1) >>> regionShift;
         this.regionBuffers = new ByteBuffer[regions];
         this.regionAddresses = new long[regions];
-        int classes = sizeClass(maxFragSize) + 1;
-        this.fragStackSize = fragmentCacheSize;
-        this.fragIds = new int[classes * fragmentCacheSize];
-        this.fragCount = new int[classes];
+        this.pageParkClass = sizeClass(maxFragSize) + 1;
+        this.unparkedClass = pageParkClass + MAX_ROUTED_BLOCK_ORDER + 1;
+        this.maxParkedSize = pageSize << MAX_ROUTED_BLOCK_ORDER;
+        this.parkedTop = new int[unparkedClass + 1];
+        this.stackBase = new int[unparkedClass + 1];
+        this.stackLimit = new int[unparkedClass + 1];
+        int slots = 0;
+        for (int c = 0; c <= unparkedClass; c++) {
+            stackBase[c] = slots;
+            parkedTop[c] = slots;
+            slots += c < pageParkClass ? fragmentCacheSize : c < unparkedClass ? blockCacheSize : 0;
+            stackLimit[c] = slots;
+        }
+        this.parkedIds = new int[slots];
         this.objectIds = new int[objectCacheSize];
         // One id per place an object can be parked: an object with an id always has a place to go.
-        int ids = 1 + classes * fragmentCacheSize + objectCacheSize;
+        int ids = 1 + slots + objectCacheSize;
         this.byId = new PagePoolByteBuf[ids];
         this.freeIds = new int[ids];
         this.returnedObjects = new MpscAtomicArrayQueue<>(Math.max(2, objectCacheSize));
@@ -212,40 +244,64 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         return MIN_FRAG_SIZE << sizeClass;
     }
 
+    /** Park class of a request of {@code capacity} bytes (see {@link #pageParkClass}). */
+    private int parkClass(int capacity) {
+        return capacity <= maxFragSize ? sizeClass(capacity) : largeParkClass(capacity);
+    }
+
+    /** Park class of a request larger than a fragment: the page class, a block order's, or {@link #unparkedClass}. */
+    private int largeParkClass(int capacity) {
+        if (capacity <= pageSize) {
+            return pageParkClass;
+        }
+        if (capacity <= maxParkedSize) {
+            return pageParkClass + 32 - Integer.numberOfLeadingZeros((capacity - 1) >>> pageShift);
+        }
+        return unparkedClass;
+    }
+
+    /** Park class of whole-page buffers. */
+    int pageParkClass() {
+        return pageParkClass;
+    }
+
+    /** Park class of buffers bound to a block of {@code order} (1 to {@link #MAX_ROUTED_BLOCK_ORDER}). */
+    int blockParkClass(int order) {
+        return pageParkClass + order;
+    }
+
     // ------------------------------------------------------------------ owner thread
 
     /**
-     * A buffer of {@code initialCapacity} bytes. The fast path, a pop from the size class's stack of
-     * bound buffers, is kept small enough for the JIT to inline; everything else is in
-     * {@link #newBufferSlow}.
+     * A buffer of {@code initialCapacity} bytes. The fast path, the hot slot or a pop from the park
+     * class's stack of bound buffers, is kept small enough for the JIT to inline; everything else is
+     * in {@link #newBufferSlow}.
      */
     PagePoolByteBuf newBuffer(int initialCapacity, int maxCapacity) {
-        if (initialCapacity <= maxFragSize) {
-            int sizeClass = sizeClass(initialCapacity);
-            if (hotClass == sizeClass) {
-                hotClass = -1;
-                PagePoolByteBuf hot = hotBuf; // left in place: see hotBuf
-                hot.reuse(initialCapacity, maxCapacity);
-                fastAllocations++;
-                return hot;
-            }
-            int n = fragCount[sizeClass];
-            if (n > 0) {
-                fragCount[sizeClass] = n - 1;
-                PagePoolByteBuf buf = byId[fragIds[sizeClass * fragStackSize + n - 1]];
-                buf.reuse(initialCapacity, maxCapacity);
-                fastAllocations++;
-                return buf;
-            }
+        int c = initialCapacity <= maxFragSize ? sizeClass(initialCapacity) : largeParkClass(initialCapacity);
+        if (hotClass == c) {
+            hotClass = -1;
+            PagePoolByteBuf hot = hotBuf; // left in place: see hotBuf
+            hot.reuse(initialCapacity, maxCapacity);
+            fastAllocations++;
+            return hot;
         }
-        return newBufferSlow(initialCapacity, maxCapacity);
+        int top = parkedTop[c];
+        if (top > stackBase[c]) {
+            parkedTop[c] = top - 1;
+            PagePoolByteBuf buf = byId[parkedIds[top - 1]];
+            buf.reuse(initialCapacity, maxCapacity);
+            fastAllocations++;
+            return buf;
+        }
+        return newBufferSlow(initialCapacity, maxCapacity, c);
     }
 
-    private PagePoolByteBuf newBufferSlow(int initialCapacity, int maxCapacity) {
+    private PagePoolByteBuf newBufferSlow(int initialCapacity, int maxCapacity, int parkClass) {
         if (!returnedObjects.isEmpty()) {
             drainReturned(); // buffers released on other threads may have brought memory back
-            if (initialCapacity <= maxFragSize && fragCount[sizeClass(initialCapacity)] > 0) {
-                return newBuffer(initialCapacity, maxCapacity); // served by the class stack the drain refilled
+            if (parkedTop[parkClass] > stackBase[parkClass]) {
+                return newBuffer(initialCapacity, maxCapacity); // served by the stack the drain refilled
             }
         }
         PagePoolByteBuf buf = takeObject();
@@ -264,8 +320,8 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         return fastAllocations + slowAllocations;
     }
 
-    long fragCacheHits() {
-        return fastAllocations + otherFragCacheHits;
+    long cacheHits() {
+        return fastAllocations + otherCacheHits;
     }
 
     private PagePoolByteBuf takeObject() {
@@ -332,9 +388,10 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     }
 
     /**
-     * Owner thread: takes back every buffer released on other threads. A fragment buffer joins its
-     * class stack as it is; otherwise the memory it brought goes back (page to the pool's cache,
-     * block to the owner's per-CPU set) and the object onto the object stack.
+     * Owner thread: takes back every buffer released on other threads. A buffer bound to memory of a
+     * park class joins its class stack as it is; otherwise (the stack is full, or the buffer holds no
+     * memory) the memory goes back (fragment or page to the pool, block to the owner's per-CPU set)
+     * and the object onto the object stack.
      */
     private void drainReturned() {
         PagePoolByteBuf buf;
@@ -342,10 +399,11 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             if (isSecondRelease(buf)) {
                 continue;
             }
-            if (buf.kind() == PagePoolByteBuf.FRAG && pushFragBuf(buf, buf.fragClass())) {
+            int c = buf.homeParkClass();
+            if (c >= 0 && pushParked(buf, c)) {
                 continue;
             }
-            releaseReturnedMemory(buf);
+            returnMemory(buf);
             buf.unbind();
             pushObject(buf);
         }
@@ -364,10 +422,10 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         releaseId(buf);
     }
 
-    /** Owner thread: a released fragment buffer, still bound, onto its class stack; false if full or no id is free. */
-    private boolean pushFragBuf(PagePoolByteBuf buf, int sizeClass) {
-        int n = fragCount[sizeClass];
-        if (n == fragStackSize) {
+    /** Owner thread: a released buffer, still bound, onto its park class's stack; false if full or no id is free. */
+    private boolean pushParked(PagePoolByteBuf buf, int parkClass) {
+        int top = parkedTop[parkClass];
+        if (top == stackLimit[parkClass]) {
             return false;
         }
         int id = buf.parkId;
@@ -375,8 +433,8 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             return false;
         }
         buf.parked = true;
-        fragIds[sizeClass * fragStackSize + n] = id;
-        fragCount[sizeClass] = n + 1;
+        parkedIds[top] = id;
+        parkedTop[parkClass] = top + 1;
         return true;
     }
 
@@ -392,15 +450,19 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         return false;
     }
 
-    /** Returns the memory a genuine queued object brought, from the owner thread or after close. */
-    private void releaseReturnedMemory(PagePoolByteBuf buf) {
+    /**
+     * Returns the memory of this arena bound to {@code buf} (a parked buffer, or a genuine queued one)
+     * to where it came from: a fragment or page to the pool (into its cache on the owner thread while
+     * it is open), a block to the calling thread's per-CPU set. The caller unbinds the object.
+     */
+    private void returnMemory(PagePoolByteBuf buf) {
         byte kind = buf.kind();
         if (kind == PagePoolByteBuf.FRAG) {
-            releaseFrag(buf.fragHandle(), buf.fragClass());
+            pool.putFrag(buf.fragHandle(), true);
         } else if (kind == PagePoolByteBuf.PAGE) {
-            releasePage(buf.boundPfn());
+            pool.putPage(buf.boundPfn(), 0, true);
         } else if (kind == PagePoolByteBuf.BLOCK) {
-            pages.freePages(buf.boundPfn(), buf.boundOrder()); // on the owner: into its per-CPU set
+            pages.freePages(buf.boundPfn(), buf.boundOrder());
         }
     }
 
@@ -424,12 +486,16 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     }
 
     private boolean tryBind(PagePoolByteBuf buf, int capacity) {
+        PagePoolByteBuf holder = popParked(parkClass(capacity));
+        if (holder != null) {
+            buf.adoptBinding(holder, capacity);
+            holder.unbind();
+            pushObject(holder);
+            return true;
+        }
         if (capacity <= maxFragSize) {
             int sizeClass = sizeClass(capacity);
-            long handle = popFrag(sizeClass);
-            if (handle == PagePool.NO_FRAG) {
-                handle = pool.allocFrag(classSize(sizeClass));
-            }
+            long handle = pool.allocFrag(classSize(sizeClass));
             if (handle != PagePool.NO_FRAG) {
                 bindFrag(buf, handle, sizeClass, capacity);
                 return true;
@@ -449,10 +515,11 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     }
 
     /**
-     * Owner thread, when memory ran out: takes back buffers released on other threads, returns every
-     * cached fragment to the pool, and gives the pool's cache and ring back to the page allocator, so
-     * that pages this thread parked can serve the request (the pool's current fragment page and pages
-     * in use stay). Like the page allocator's per-CPU caches, other threads' arenas are not touched.
+     * Owner thread, when memory ran out: takes back buffers released on other threads, returns the
+     * memory of every parked buffer (fragments and pages to the pool, blocks to the page allocator),
+     * and gives the pool's cache and ring back to the page allocator, so that pages this thread
+     * parked can serve the request (the pool's current fragment page and pages in use stay). Like
+     * the page allocator's per-CPU caches, other threads' arenas are not touched.
      *
      * @return true if anything was given back
      */
@@ -460,12 +527,12 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         boolean any = !returnedObjects.isEmpty() || hotClass >= 0;
         drainReturned();
         coolHotBuf();
-        for (int c = 0; c < fragCount.length; c++) {
-            for (int i = 0, n = fragCount[c]; i < n; i++) {
-                spill(byId[fragIds[c * fragStackSize + i]]);
+        for (int c = 0; c < unparkedClass; c++) {
+            for (int i = stackBase[c], top = parkedTop[c]; i < top; i++) {
+                spill(byId[parkedIds[i]]);
                 any = true;
             }
-            fragCount[c] = 0;
+            parkedTop[c] = stackBase[c];
         }
         return pool.trim() > 0 || any;
     }
@@ -478,39 +545,38 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
                 pageAddress(pfn, offset), capacity);
     }
 
-    /** Moves the hot buffer, if any, onto its class stack (or its fragment to the pool if that is full). */
+    /** Moves the hot buffer, if any, onto its class stack (or its memory back if that is full). */
     private void coolHotBuf() {
         int c = hotClass;
         if (c >= 0) {
             hotClass = -1;
             PagePoolByteBuf hot = hotBuf;
-            if (!pushFragBuf(hot, c)) {
+            if (!pushParked(hot, c)) {
                 spill(hot);
             }
         }
     }
 
-    /** Owner thread: a parked fragment buffer's fragment back to the pool, the object onto the object stack. */
+    /** Owner thread: a parked buffer's memory goes back, the object onto the object stack. */
     private void spill(PagePoolByteBuf buf) {
-        pool.putFrag(buf.fragHandle(), true);
+        returnMemory(buf);
         buf.unbind();
         pushObject(buf);
     }
 
-    /** A cached fragment for a buffer that is not the one holding it: the holder becomes a spare object. */
-    private long popFrag(int sizeClass) {
+    /**
+     * A parked buffer whose memory is to serve a buffer that is not itself (the caller moves the
+     * binding and makes the holder a spare object), or null if the class has none.
+     */
+    private PagePoolByteBuf popParked(int parkClass) {
         coolHotBuf();
-        int n = fragCount[sizeClass];
-        if (n == 0) {
-            return PagePool.NO_FRAG;
+        int top = parkedTop[parkClass];
+        if (top == stackBase[parkClass]) {
+            return null;
         }
-        fragCount[sizeClass] = n - 1;
-        otherFragCacheHits++;
-        PagePoolByteBuf holder = byId[fragIds[sizeClass * fragStackSize + n - 1]];
-        long handle = holder.fragHandle();
-        holder.unbind();
-        pushObject(holder);
-        return handle;
+        parkedTop[parkClass] = top - 1;
+        otherCacheHits++;
+        return byId[parkedIds[top - 1]];
     }
 
     private ByteBuffer regionBuffer(int pfn) {
@@ -541,16 +607,17 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     // ------------------------------------------------------------------ any thread
 
     /**
-     * The owner-thread release of a fragment buffer: the object, still bound, into the hot slot if it
-     * is free, else onto its class stack, with one ownership check. False (nothing done) off the
-     * owner thread, after close, or when the stack is full; the caller then takes the general path.
+     * The owner-thread release of a buffer bound to memory of park class {@code parkClass}: the
+     * object, still bound, into the hot slot if it is free, else onto its class stack, with one
+     * ownership check. False (nothing done) off the owner thread, after close, or when the stack is
+     * full; the caller then takes the general path.
      */
-    boolean recycleFragLocally(PagePoolByteBuf buf, int sizeClass) {
-        return Thread.currentThread() == owner && parkOnOwner(buf, sizeClass);
+    boolean recycleLocally(PagePoolByteBuf buf, int parkClass) {
+        return Thread.currentThread() == owner && parkOnOwner(buf, parkClass);
     }
 
-    /** {@link #recycleFragLocally} for a caller that has checked it runs on the owner thread. */
-    boolean parkOnOwner(PagePoolByteBuf buf, int sizeClass) {
+    /** {@link #recycleLocally} for a caller that has checked it runs on the owner thread. */
+    boolean parkOnOwner(PagePoolByteBuf buf, int parkClass) {
         if (closedOnOwner) {
             return false;
         }
@@ -559,10 +626,10 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             if (hotBuf != buf) {
                 hotBuf = buf;
             }
-            hotClass = sizeClass;
+            hotClass = parkClass;
             return true;
         }
-        return pushFragBuf(buf, sizeClass);
+        return pushParked(buf, parkClass);
     }
 
     /**
@@ -586,7 +653,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             PagePoolByteBuf buf;
             while ((buf = returnedObjects.poll()) != null) {
                 if (!isSecondRelease(buf)) {
-                    releaseReturnedMemory(buf);
+                    returnMemory(buf);
                 }
             }
         }
@@ -598,10 +665,10 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
      */
     void releaseFrag(long handle, int sizeClass) {
         if (Thread.currentThread() == owner && !closedOnOwner) {
-            if (fragCount[sizeClass] < fragStackSize) {
+            if (parkedTop[sizeClass] < stackLimit[sizeClass]) {
                 PagePoolByteBuf holder = takeObject();
                 bindFrag(holder, handle, sizeClass, classSize(sizeClass));
-                if (!pushFragBuf(holder, sizeClass)) {
+                if (!pushParked(holder, sizeClass)) {
                     spill(holder); // no id left for it
                 }
                 return;
@@ -668,14 +735,14 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             drainReturnedAfterClose();
             if (hotClass >= 0) {
                 hotClass = -1;
-                pool.putFrag(hotBuf.fragHandle(), false);
+                returnMemory(hotBuf);
             }
             hotBuf = null;
-            for (int c = 0; c < fragCount.length; c++) {
-                for (int i = 0, n = fragCount[c]; i < n; i++) {
-                    pool.putFrag(byId[fragIds[c * fragStackSize + i]].fragHandle(), false);
+            for (int c = 0; c < unparkedClass; c++) {
+                for (int i = stackBase[c], top = parkedTop[c]; i < top; i++) {
+                    returnMemory(byId[parkedIds[i]]);
                 }
-                fragCount[c] = 0;
+                parkedTop[c] = stackBase[c];
             }
             pool.close();
             objectCount = 0;
@@ -685,17 +752,27 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         }
     }
 
-    /** Fragments parked in the hot slot and the per-class stacks (racy while the owner runs). */
+    /** Fragment buffers parked with their fragments, hot slot included (racy while the owner runs). */
     int cachedFragments() {
-        int sum = hotClass >= 0 ? 1 : 0;
-        for (int n : fragCount) {
-            sum += n;
+        return parkedIn(0, pageParkClass);
+    }
+
+    /** Whole-page and block buffers (orders 1-3) parked with their memory, hot slot included (racy). */
+    int cachedBlocks() {
+        return parkedIn(pageParkClass, unparkedClass);
+    }
+
+    private int parkedIn(int fromClass, int toClass) {
+        int hot = hotClass;
+        int sum = hot >= fromClass && hot < toClass ? 1 : 0;
+        for (int c = fromClass; c < toClass; c++) {
+            sum += parkedTop[c] - stackBase[c];
         }
         return sum;
     }
 
     /** Buffer objects held for reuse: on the object stack, on the class stacks, and queued. */
     int pooledObjects() {
-        return objectCount + cachedFragments() + returnedObjects.size();
+        return objectCount + cachedFragments() + cachedBlocks() + returnedObjects.size();
     }
 }

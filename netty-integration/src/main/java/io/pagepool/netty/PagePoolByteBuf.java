@@ -118,10 +118,11 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
     private byte kind;
     private PagePoolArena memArena;
     /**
-     * The size class of the fragment this buffer is bound to if that fragment is its home arena's,
+     * The class under which the home arena parks this buffer with its memory (a fragment size class,
+     * the page class, or a block order's class: see PagePoolArena) if that memory is the home arena's,
      * else -1: the owner's last release parks such a buffer after one check of this field.
      */
-    private int homeFragClass = -1;
+    private int homeParkClass = -1;
     private long fragHandle;
     private int fragClass;
     private int pfn;
@@ -171,7 +172,7 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
         this.fragHandle = handle;
         this.fragClass = sizeClass;
         bindMemory(memory, base, address, capacity, classSize);
-        this.homeFragClass = arena == home ? sizeClass : -1;
+        this.homeParkClass = arena == home ? sizeClass : -1;
     }
 
     void bindPage(PagePoolArena arena, int pfn, ByteBuffer memory, int base, long address, int capacity,
@@ -181,6 +182,7 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
         this.fallback = null;
         this.pfn = pfn;
         bindMemory(memory, base, address, capacity, pageSize);
+        this.homeParkClass = arena == home ? arena.pageParkClass() : -1;
     }
 
     /** {@code arena} is where a release on another thread sends the block, or null to free it in place. */
@@ -192,6 +194,24 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
         this.pfn = pfn;
         this.order = order;
         bindMemory(memory, base, address, capacity, blockSize);
+        this.homeParkClass = arena != null && arena == home ? arena.blockParkClass(order) : -1;
+    }
+
+    /**
+     * Takes over the memory binding of {@code holder}, a parked buffer of this buffer's arena, at
+     * {@code capacity} bytes; the caller then unbinds the holder. Used when a buffer that is not the
+     * holder (a new or growing one) is served from a parked buffer's memory.
+     */
+    void adoptBinding(PagePoolByteBuf holder, int capacity) {
+        this.kind = holder.kind;
+        this.memArena = holder.memArena;
+        this.fallback = null;
+        this.fragHandle = holder.fragHandle;
+        this.fragClass = holder.fragClass;
+        this.pfn = holder.pfn;
+        this.order = holder.order;
+        bindMemory(holder.memory, holder.base, holder.address, capacity, holder.backingSize);
+        this.homeParkClass = memArena == home ? holder.homeParkClass : -1;
     }
 
     void bindFallback(ByteBuf fallback, int capacity) {
@@ -204,7 +224,7 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
 
     /** {@code address} is the native address of index 0 (of {@code memory[base]}), or 0 when unknown. */
     private void bindMemory(ByteBuffer memory, int base, long address, int capacity, int backingSize) {
-        this.homeFragClass = -1;
+        this.homeParkClass = -1;
         this.memory = memory;
         this.base = base;
         this.address = address;
@@ -219,7 +239,7 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
     /** Forgets the memory binding (the memory went back elsewhere): the object may be bound afresh. */
     void unbind() {
         kind = NONE;
-        homeFragClass = -1;
+        homeParkClass = -1;
         fallback = null;
         fragHandle = PagePool.NO_FRAG;
     }
@@ -230,6 +250,10 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
 
     int fragClass() {
         return fragClass;
+    }
+
+    int homeParkClass() {
+        return homeParkClass;
     }
 
     int boundPfn() {
@@ -314,8 +338,8 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
         int c = (int) REF_CNT.getAcquire(this); // orders the bytes another holder wrote before its release
         if (c == decrement && Thread.currentThread() == owner) {
             REF_CNT.setRelease(this, 0);
-            int sizeClass = homeFragClass;
-            if (sizeClass < 0 || !home.parkOnOwner(this, sizeClass)) {
+            int parkClass = homeParkClass;
+            if (parkClass < 0 || !home.parkOnOwner(this, parkClass)) {
                 deallocate();
             }
             return true;
@@ -337,17 +361,18 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
 
     /**
      * The last reference is gone. Memory of the home arena (fragments, pages, and blocks up to the
-     * per-CPU orders) goes back with the object: on the owner thread straight into its caches, on any
-     * other thread through the owner's queue of returned objects (one offer; the owner returns the
-     * memory with plain operations when it drains the queue). Anything else is returned here,
-     * thread-safely, and the object follows on its own. A fragment returned with the object stays
+     * per-CPU orders) goes back with the object: on the owner thread parked with it, on any other
+     * thread through the owner's queue of returned objects (one offer; the owner parks the pair, or
+     * returns the memory with plain operations, when it drains the queue). Anything else is returned
+     * here, thread-safely, and the object follows on its own. Memory parked with the object stays
      * bound to it (use after release still fails in {@code ensureAccessible}, the count being 0), so
      * the owner hands the pair out again as it is.
      */
     private void deallocate() {
         PagePoolArena arena = home;
         if (arena != null && memArena == arena) {
-            if (kind == FRAG && arena.recycleFragLocally(this, fragClass)) {
+            int parkClass = homeParkClass;
+            if (parkClass >= 0 && arena.recycleLocally(this, parkClass)) {
                 return;
             }
             if (arena.returnFromOtherThread(this)) {

@@ -44,10 +44,11 @@ import java.util.concurrent.atomic.LongAdder;
  * {@code ensureWritable} without copying ({@code maxFastWritableBytes()}). Growth past it moves the
  * bytes to memory of the right class.
  *
- * <p>A buffer released on the thread that allocated it recycles straight into that thread's caches
- * (its last release there costs no atomic instruction: see {@link PagePoolByteBuf}); released on
- * another thread, it goes home through the arena's remote-free queue (blocks above 32 KiB are freed
- * where they are released), never lost.
+ * <p>A buffer released on the thread that allocated it is parked there with its memory (fragments,
+ * pages and blocks up to order 3), and the next buffer of its size class is that object again (its
+ * last release there costs no atomic instruction: see {@link PagePoolByteBuf}); released on another
+ * thread, it goes home through the arena's remote-free queue (blocks above 32 KiB are freed where
+ * they are released), never lost.
  *
  * <h2>Threads</h2>
  * Event-loop threads (Netty's {@code FastThreadLocalThread}) close their arena when they end,
@@ -82,6 +83,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
     private final int pageSize;
     private final int maxFragmentSize;
     private final int fragmentCacheSize;
+    private final int blockCacheSize;
     private final int objectCacheSize;
     private final int poolCacheSize;
     private final int poolRefillBatch;
@@ -128,6 +130,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         }
         this.maxFragmentSize = b.maxFragmentSize > 0 ? b.maxFragmentSize : pageSize / 2;
         this.fragmentCacheSize = b.fragmentCacheSize;
+        this.blockCacheSize = b.blockCacheSize;
         this.objectCacheSize = b.objectCacheSize;
         this.poolCacheSize = b.poolCacheSize;
         this.poolRefillBatch = b.poolRefillBatch;
@@ -202,7 +205,8 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         }
         PagePool pool = PagePool.builder(pages).owner(thread).cacheSize(poolCacheSize).refillBatch(poolRefillBatch)
                 .ringSize(poolRingSize).build();
-        PagePoolArena arena = new PagePoolArena(this, thread, pool, maxFragmentSize, fragmentCacheSize, objectCacheSize);
+        PagePoolArena arena = new PagePoolArena(this, thread, pool, maxFragmentSize, fragmentCacheSize, blockCacheSize,
+                objectCacheSize);
         synchronized (registry) {
             reapEndedLocked();
             registry.add(arena);
@@ -412,6 +416,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         private final PageAllocator.Builder pages = PageAllocator.builder();
         private int maxFragmentSize = -1;
         private int fragmentCacheSize = 128;
+        private int blockCacheSize = 64;
         private int objectCacheSize = 1024;
         private int poolCacheSize = PagePool.DEFAULT_CACHE_SIZE;
         private int poolRefillBatch = PagePool.DEFAULT_REFILL_BATCH;
@@ -481,6 +486,18 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             return this;
         }
 
+        /**
+         * Released whole-page buffers, and buffers of order 1-3 blocks (up to 32 KiB with 4 KiB pages),
+         * each arena keeps per order with their memory for reuse by the next buffer of that order: 64
+         * by default, like Netty's per-thread cache of normal sizes (at most 64 x (4 + 8 + 16 + 32) KiB
+         * = 3.75 MiB per arena with 4 KiB pages, and only as much as the thread once had in use at
+         * once; given back when memory runs out). 0 returns every such buffer's memory on release.
+         */
+        public Builder blockCacheSize(int buffers) {
+            this.blockCacheSize = buffers;
+            return this;
+        }
+
         /** Buffer objects each arena keeps for reuse. Default 1024. */
         public Builder objectCacheSize(int objects) {
             this.objectCacheSize = objects;
@@ -531,6 +548,9 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         public PagePoolByteBufAllocator build() {
             if (fragmentCacheSize < 0) {
                 throw new IllegalArgumentException("fragmentCacheSize " + fragmentCacheSize + " must be >= 0");
+            }
+            if (blockCacheSize < 0) {
+                throw new IllegalArgumentException("blockCacheSize " + blockCacheSize + " must be >= 0");
             }
             if (objectCacheSize < 0) {
                 throw new IllegalArgumentException("objectCacheSize " + objectCacheSize + " must be >= 0");

@@ -106,18 +106,20 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
         private final String threadName;
         private final PagePoolStats poolStats;
         private final int cachedFragments;
+        private final int cachedBlocks;
         private final int pooledObjects;
         private final long buffersAllocated;
-        private final long fragmentCacheHits;
+        private final long cacheHits;
         private final long concurrentDoubleReleases;
 
         ArenaMetric(PagePoolArena arena) {
             this.threadName = arena.owner.getName();
             this.poolStats = arena.pool.stats();
             this.cachedFragments = arena.cachedFragments();
+            this.cachedBlocks = arena.cachedBlocks();
             this.pooledObjects = arena.pooledObjects();
             this.buffersAllocated = arena.buffersAllocated();
-            this.fragmentCacheHits = arena.fragCacheHits();
+            this.cacheHits = arena.cacheHits();
             this.concurrentDoubleReleases = arena.concurrentDoubleReleases;
         }
 
@@ -136,6 +138,16 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
             return cachedFragments;
         }
 
+        /**
+         * Released whole-page buffers and buffers of order 1-3 blocks parked for reuse with their
+         * memory (hot slot and per-order stacks, at most {@code blockCacheSize} per order). Their pages
+         * count as in use: in the pool's {@code inflight()} for whole pages, allocated in the page
+         * allocator for blocks.
+         */
+        public int cachedBlocks() {
+            return cachedBlocks;
+        }
+
         /** Buffer objects kept for reuse. */
         public int pooledObjects() {
             return pooledObjects;
@@ -146,9 +158,12 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
             return buffersAllocated;
         }
 
-        /** Fragment buffers served from parked fragments rather than carved from the pool. */
-        public long fragmentCacheHits() {
-            return fragmentCacheHits;
+        /**
+         * Buffers served from memory parked with a released buffer (fragments, pages and blocks) rather
+         * than from the page pool or the page allocator.
+         */
+        public long cacheHits() {
+            return cacheHits;
         }
 
         /**
@@ -164,8 +179,9 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
 
         @Override
         public String toString() {
-            return "Arena{" + threadName + ", buffers=" + buffersAllocated + ", fragCacheHits=" + fragmentCacheHits
-                    + ", cachedFragments=" + cachedFragments + ", pooledObjects=" + pooledObjects
+            return "Arena{" + threadName + ", buffers=" + buffersAllocated + ", cacheHits=" + cacheHits
+                    + ", cachedFragments=" + cachedFragments + ", cachedBlocks=" + cachedBlocks + ", pooledObjects="
+                    + pooledObjects
                     + (concurrentDoubleReleases != 0 ? ", concurrentDoubleReleases=" + concurrentDoubleReleases : "")
                     + ", " + poolStats + "}";
         }
