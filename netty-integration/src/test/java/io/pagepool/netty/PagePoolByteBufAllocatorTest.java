@@ -256,6 +256,89 @@ class PagePoolByteBufAllocatorTest {
         }
     }
 
+    /**
+     * A page or block buffer released on another thread comes home bound to its memory: the owner's
+     * next buffer of that order is the same object at the same address, and its bytes are what the
+     * other thread left. Seeded bug that this catches: draining a queued page or block buffer back
+     * into the pool instead of onto its class stack (object and memory still come back, through the
+     * LIFO object stack and pool cache; the cache-hit count tells the two paths apart).
+     */
+    @Test
+    void pageAndBlockBuffersReleasedElsewhereAreParkedWithTheirMemoryOnTheOwner() throws Exception {
+        PagePoolByteBufAllocator alloc = newAllocator();
+        int[] sizes = {4096, 8192, 16384, 32768};
+        for (int size : sizes) {
+            ByteBuf buf = alloc.directBuffer(size);
+            PagePoolByteBuf object = raw(buf);
+            long address = buf.memoryAddress();
+            fill(buf, size);
+            Thread releaser = new Thread(buf::release, "releases-" + size);
+            releaser.start();
+            releaser.join(10_000);
+            ByteBuf again = alloc.directBuffer(size);
+            assertSame(object, raw(again), () -> size + ": the owner did not get its buffer object back");
+            assertEquals(address, again.memoryAddress(), () -> size + ": the memory did not come back with it");
+            assertEquals(size, again.capacity());
+            assertEquals(0, again.writerIndex(), () -> size + ": a reused buffer starts empty");
+            verify(again, size);
+            again.release();
+        }
+        PagePoolByteBufAllocatorMetric.ArenaMetric arena = alloc.metric().arenas().stream()
+                .filter(a -> a.threadName().equals(Thread.currentThread().getName())).findFirst().orElseThrow();
+        assertEquals(sizes.length, arena.cachedBlocks(), () -> "one buffer parked per order: " + arena);
+        assertEquals(sizes.length, arena.cacheHits(), () -> "the second buffer of each order was a parked one: " + arena);
+        alloc.close(); // throws if any page is still allocated: parked memory went back
+    }
+
+    /** With {@code blockCacheSize(0)} only the hot slot keeps a page or block buffer bound; the rest go back. */
+    @Test
+    void blockCacheSizeZeroReturnsPageAndBlockMemoryOnRelease() {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(16L * MIB).blockCacheSize(0).build();
+        List<ByteBuf> held = new ArrayList<>();
+        for (int size : new int[] {4096, 4096, 16384, 16384, 32768}) {
+            held.add(alloc.directBuffer(size));
+        }
+        for (ByteBuf buf : held) {
+            buf.release();
+        }
+        PagePoolByteBufAllocatorMetric.ArenaMetric arena = alloc.metric().arenas().get(0);
+        assertEquals(1, arena.cachedBlocks(), () -> "only the hot slot holds one: " + arena);
+        assertTrue(arena.poolStats().inflight() <= 1, () -> "the pages are back in the pool: " + arena);
+        assertTrue(alloc.pageAllocator().stats().allocatedPages() <= 8 + arena.poolStats().cachedPages()
+                + alloc.pageAllocator().pcpHigh(), () -> "blocks went back to the page allocator: " + alloc.metric());
+        alloc.close();
+    }
+
+    /**
+     * Every block parked with a released buffer is given back when the page allocator runs dry: a
+     * request of a higher order, which only the merged blocks can serve, succeeds under the FAIL policy.
+     */
+    @Test
+    void blocksParkedAfterABurstAreGivenBackForALargerRequest() {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(MIB)
+                .fallbackPolicy(FallbackPolicy.FAIL).build();
+        List<ByteBuf> burst = new ArrayList<>();
+        for (int i = 0; i < 32; i++) {
+            burst.add(alloc.directBuffer(32768));
+        }
+        assertEquals(0, alloc.pageAllocator().stats().freePages(), "the burst took all memory");
+        for (ByteBuf buf : burst) {
+            buf.release();
+        }
+        assertEquals(32, alloc.metric().arenas().get(0).cachedBlocks(), "every block is parked with its buffer");
+        ByteBuf large;
+        try {
+            large = alloc.directBuffer(MIB);
+        } catch (PagePoolOutOfMemoryError e) {
+            throw new AssertionError("with every buffer released: " + e.getMessage());
+        }
+        fill(large, 7);
+        verify(large, 7);
+        large.release();
+        alloc.pageAllocator().checkConsistency();
+        alloc.close();
+    }
+
     /** The page pools of the allocator's open arenas (package access: the test lives in the same package). */
     static List<PagePool> pools(PagePoolByteBufAllocator alloc) {
         return alloc.arenasSnapshot().stream().map(a -> a.pool).collect(Collectors.toList());
@@ -330,6 +413,7 @@ class PagePoolByteBufAllocatorTest {
         bad.put("maxFragmentSize ", () -> PagePoolByteBufAllocator.builder().maxFragmentSize(100));
         bad.put("maxFragmentSize  ", () -> PagePoolByteBufAllocator.builder().maxFragmentSize(4096));
         bad.put("fragmentCacheSize", () -> PagePoolByteBufAllocator.builder().fragmentCacheSize(-1));
+        bad.put("blockCacheSize", () -> PagePoolByteBufAllocator.builder().blockCacheSize(-1));
         bad.put("objectCacheSize", () -> PagePoolByteBufAllocator.builder().objectCacheSize(-1));
         bad.put("poolCacheSize", () -> PagePoolByteBufAllocator.builder().poolCacheSize(0));
         bad.put("poolRefillBatch", () -> PagePoolByteBufAllocator.builder().poolRefillBatch(200));
