@@ -3,10 +3,14 @@ package io.pagepool.netty;
 import io.pagepool.core.PageAllocator;
 import io.pagepool.core.PagePool;
 import io.pagepool.core.ThreadOwnedSlots;
+import io.netty.util.internal.ThreadExecutorMap;
 import io.netty.util.internal.logging.InternalLogger;
 import io.netty.util.internal.logging.InternalLoggerFactory;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.jctools.queues.atomic.MpscAtomicArrayQueue;
 
 /**
@@ -107,8 +111,8 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  *
  * <p>Thread safety: {@link #newBuffer}, {@link #bind}, {@link #parkOnOwner}, {@link #letGoOfTracked},
  * {@link #takeView} and {@link #parkView} on the owner thread only;
- * {@link #returnFromOtherThread}, {@link #releaseFrag}, {@link #releasePage} and
- * {@link #recycleObject} from any thread;
+ * {@link #returnFromOtherThread}, {@link #releaseFrag}, {@link #releasePage},
+ * {@link #recycleObject} and {@link #requestGiveBack} from any thread;
  * {@link #close()} on the owner thread or after it ended.
  */
 final class PagePoolArena extends ThreadOwnedSlots.Owned {
@@ -184,6 +188,11 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     private boolean closedOnOwner;
     /** Serializes close with late drains of {@link #returnedObjects} (the queue has one consumer at a time). */
     private final Object closeLock = new Object();
+    /** The event loop running on the owner thread, or null for a plain thread: runs {@link #giveBackOnOwner}. */
+    private final Executor ownerExecutor;
+    /** Set by another arena that ran out of memory; cleared when the owner has given its parked memory back. */
+    private final AtomicBoolean giveBackRequested = new AtomicBoolean();
+    private final Runnable giveBackTask = this::giveBackOnOwner;
 
     // Owner-thread counters, read racily by metrics. The fast path bumps only one.
     /** Buffers served by the fast path: a parked buffer taken as it is. */
@@ -233,6 +242,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         this.freeIds = new int[ids];
         this.returnedObjects = new MpscAtomicArrayQueue<>(Math.max(2, objectCacheSize));
         this.views = new PagePoolDerivedByteBuf[objectCacheSize];
+        this.ownerExecutor = Thread.currentThread() == owner ? ThreadExecutorMap.currentExecutor() : null;
     }
 
     /** Size class of a fragment request: 0 for up to 64 bytes, 1 for up to 128, ... */
@@ -298,6 +308,9 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     }
 
     private PagePoolByteBuf newBufferSlow(int initialCapacity, int maxCapacity, int parkClass) {
+        if (giveBackRequested.get()) {
+            giveBackOnOwner(); // another arena ran out of memory while this thread was away (a plain thread)
+        }
         if (!returnedObjects.isEmpty()) {
             drainReturned(); // buffers released on other threads may have brought memory back
             if (parkedTop[parkClass] > stackBase[parkClass]) {
@@ -482,7 +495,36 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         if (tryBind(buf, capacity) || (reclaimParked() && tryBind(buf, capacity))) {
             return;
         }
+        parent.askOtherArenasToGiveBack(this);
         parent.bindFallback(buf, capacity);
+    }
+
+    /**
+     * Another arena ran out of memory: this one gives back what it parked, on its owner thread (the
+     * stacks are the owner's alone), as the kernel drains other CPUs' page lists through per-CPU work
+     * when an allocation fails. An event loop gets a task; a plain thread does it at its next
+     * allocation that misses the stacks. The request that ran out does not wait: it takes the
+     * fallback, and later requests find the memory. One request is outstanding at a time. Any thread.
+     */
+    void requestGiveBack() {
+        if (closed || !giveBackRequested.compareAndSet(false, true)) {
+            return;
+        }
+        if (ownerExecutor != null) {
+            try {
+                ownerExecutor.execute(giveBackTask);
+            } catch (RejectedExecutionException e) {
+                // the event loop is shutting down: closing the arena returns everything
+            }
+        }
+    }
+
+    /** Owner thread: answers {@link #requestGiveBack}, and drains this thread's per-CPU page sets too. */
+    private void giveBackOnOwner() {
+        if (giveBackRequested.getAndSet(false) && !closedOnOwner) {
+            reclaimParked();
+            pages.drainCpuCaches(); // what reclaimParked freed on this thread is otherwise out of others' reach
+        }
     }
 
     private boolean tryBind(PagePoolByteBuf buf, int capacity) {
@@ -518,8 +560,8 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
      * Owner thread, when memory ran out: takes back buffers released on other threads, returns the
      * memory of every parked buffer (fragments and pages to the pool, blocks to the page allocator),
      * and gives the pool's cache and ring back to the page allocator, so that pages this thread
-     * parked can serve the request (the pool's current fragment page and pages in use stay). Like
-     * the page allocator's per-CPU caches, other threads' arenas are not touched.
+     * parked can serve the request (the pool's current fragment page and pages in use stay). Other
+     * threads' arenas are only asked to do the same on their own threads ({@link #requestGiveBack}).
      *
      * @return true if anything was given back
      */

@@ -300,6 +300,21 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         return true;
     }
 
+    /**
+     * {@code requester} ran out of memory after giving back what it parked: every other open arena
+     * is asked to give back its own (see {@link PagePoolArena#requestGiveBack}). Fallback path only.
+     */
+    void askOtherArenasToGiveBack(PagePoolArena requester) {
+        synchronized (registry) {
+            for (int i = 0; i < registry.size(); i++) {
+                PagePoolArena arena = registry.get(i);
+                if (arena != requester) {
+                    arena.requestGiveBack();
+                }
+            }
+        }
+    }
+
     /** The pool could not serve {@code capacity}: apply the fallback policy. */
     void bindFallback(PagePoolByteBuf buf, int capacity) {
         if (fallbackPolicy == FallbackPolicy.FAIL) {

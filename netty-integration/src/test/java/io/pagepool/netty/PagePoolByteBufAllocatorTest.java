@@ -18,6 +18,7 @@ import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.buffer.UnpooledByteBufAllocator;
+import io.netty.channel.DefaultEventLoop;
 import io.netty.util.ResourceLeakDetector;
 import io.pagepool.core.PageAllocator;
 import io.pagepool.core.PagePool;
@@ -337,6 +338,92 @@ class PagePoolByteBufAllocatorTest {
         large.release();
         alloc.pageAllocator().checkConsistency();
         alloc.close();
+    }
+
+    /**
+     * Memory parked on one event loop is given back when another thread runs out: the request that
+     * ran out takes the fallback, the parking loop runs a give-back task, and the next request is
+     * served from the pool. Seeded bug that this catches: not asking the other arenas (the second
+     * request then falls back too, for as long as the first loop stays idle).
+     */
+    @Test
+    void anotherEventLoopGivesBackWhatItParkedWhenOneRunsOut() throws Exception {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(MIB).build();
+        DefaultEventLoop parker = new DefaultEventLoop();
+        DefaultEventLoop needy = new DefaultEventLoop();
+        try {
+            String parkerName = parker.submit(() -> {
+                List<ByteBuf> burst = new ArrayList<>();
+                for (int i = 0; i < 32; i++) {
+                    burst.add(alloc.directBuffer(32768));
+                }
+                burst.forEach(ByteBuf::release);
+                return Thread.currentThread().getName();
+            }).get(10, TimeUnit.SECONDS);
+            assertEquals(32, arenaOf(alloc, parkerName).cachedBlocks(), "the whole capacity is parked on one loop");
+
+            ByteBuf first = needy.submit(() -> alloc.directBuffer(32768)).get(10, TimeUnit.SECONDS);
+            assertEquals(1, alloc.metric().fallbackAllocations(), "the request that ran out takes the fallback");
+            parker.submit(() -> { }).get(10, TimeUnit.SECONDS); // runs after the give-back task queued before it
+            assertEquals(0, arenaOf(alloc, parkerName).cachedBlocks(), "the idle loop gave its blocks back");
+
+            ByteBuf second = needy.submit(() -> alloc.directBuffer(32768)).get(10, TimeUnit.SECONDS);
+            assertEquals(1, alloc.metric().fallbackAllocations(), "the next request is served from the pool");
+            assertTrue(raw(second).pfn() >= 0, second::toString);
+            fill(second, 3);
+            verify(second, 3);
+            first.release();
+            second.release();
+            assertEquals(0, alloc.metric().fallbackBytes());
+        } finally {
+            parker.shutdownGracefully(0, 0, TimeUnit.SECONDS).syncUninterruptibly();
+            needy.shutdownGracefully(0, 0, TimeUnit.SECONDS).syncUninterruptibly();
+        }
+        alloc.close(); // throws if any page is still allocated
+    }
+
+    /** A plain thread (no event loop to run a task) gives back at its next allocation that misses its stacks. */
+    @Test
+    void aPlainThreadGivesBackWhatItParkedAtItsNextSlowAllocation() throws Exception {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(MIB).build();
+        CountDownLatch parked = new CountDownLatch(1);
+        CountDownLatch allocateAgain = new CountDownLatch(1);
+        CountDownLatch gaveBack = new CountDownLatch(1);
+        Thread parker = new Thread(() -> {
+            List<ByteBuf> burst = new ArrayList<>();
+            for (int i = 0; i < 32; i++) {
+                burst.add(alloc.directBuffer(32768));
+            }
+            burst.forEach(ByteBuf::release);
+            parked.countDown();
+            await(allocateAgain);
+            alloc.directBuffer(100).release(); // a fragment: no stack holds one yet, so the slow path runs
+            gaveBack.countDown();
+            await(allocateAgain);
+        }, "plain-parker");
+        parker.start();
+        try {
+            assertTrue(parked.await(10, TimeUnit.SECONDS));
+            ByteBuf first = alloc.directBuffer(32768);
+            assertEquals(1, alloc.metric().fallbackAllocations(), "the request that ran out takes the fallback");
+            assertEquals(32, arenaOf(alloc, "plain-parker").cachedBlocks(), "an idle plain thread keeps what it parked");
+            allocateAgain.countDown();
+            assertTrue(gaveBack.await(10, TimeUnit.SECONDS));
+            assertEquals(0, arenaOf(alloc, "plain-parker").cachedBlocks(), "its next slow allocation gave it back");
+            ByteBuf second = alloc.directBuffer(32768);
+            assertEquals(1, alloc.metric().fallbackAllocations(), "the next request is served from the pool");
+            first.release();
+            second.release();
+        } finally {
+            allocateAgain.countDown();
+            parker.join(10_000);
+        }
+        alloc.close();
+    }
+
+    private static PagePoolByteBufAllocatorMetric.ArenaMetric arenaOf(PagePoolByteBufAllocator alloc, String thread) {
+        return alloc.metric().arenas().stream().filter(a -> a.threadName().equals(thread)).findFirst()
+                .orElseThrow(() -> new AssertionError("no arena for " + thread + ": " + alloc.metric()));
     }
 
     /** The page pools of the allocator's open arenas (package access: the test lives in the same package). */
