@@ -318,14 +318,7 @@ class PagePoolByteBufAllocatorTest {
     void blocksParkedAfterABurstAreGivenBackForALargerRequest() {
         PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(MIB)
                 .fallbackPolicy(FallbackPolicy.FAIL).build();
-        List<ByteBuf> burst = new ArrayList<>();
-        for (int i = 0; i < 32; i++) {
-            burst.add(alloc.directBuffer(32768));
-        }
-        assertEquals(0, alloc.pageAllocator().stats().freePages(), "the burst took all memory");
-        for (ByteBuf buf : burst) {
-            buf.release();
-        }
+        allocateAllThenRelease(alloc, 32768, 32, "the burst took all memory");
         assertEquals(32, alloc.metric().arenas().get(0).cachedBlocks(), "every block is parked with its buffer");
         ByteBuf large;
         try {
@@ -353,11 +346,7 @@ class PagePoolByteBufAllocatorTest {
         DefaultEventLoop needy = new DefaultEventLoop();
         try {
             String parkerName = parker.submit(() -> {
-                List<ByteBuf> burst = new ArrayList<>();
-                for (int i = 0; i < 32; i++) {
-                    burst.add(alloc.directBuffer(32768));
-                }
-                burst.forEach(ByteBuf::release);
+                allocateAllThenRelease(alloc, 32768, 32, "the burst took all memory");
                 return Thread.currentThread().getName();
             }).get(10, TimeUnit.SECONDS);
             assertEquals(32, arenaOf(alloc, parkerName).cachedBlocks(), "the whole capacity is parked on one loop");
@@ -390,11 +379,7 @@ class PagePoolByteBufAllocatorTest {
         CountDownLatch allocateAgain = new CountDownLatch(1);
         CountDownLatch gaveBack = new CountDownLatch(1);
         Thread parker = new Thread(() -> {
-            List<ByteBuf> burst = new ArrayList<>();
-            for (int i = 0; i < 32; i++) {
-                burst.add(alloc.directBuffer(32768));
-            }
-            burst.forEach(ByteBuf::release);
+            allocateAllThenRelease(alloc, 32768, 32, "the burst took all memory");
             parked.countDown();
             await(allocateAgain);
             alloc.directBuffer(100).release(); // a fragment: no stack holds one yet, so the slow path runs
@@ -419,6 +404,16 @@ class PagePoolByteBufAllocatorTest {
             parker.join(10_000);
         }
         alloc.close();
+    }
+
+    /** Allocates {@code count} buffers of {@code size}, checks that no memory is left, and releases them all. */
+    private static void allocateAllThenRelease(PagePoolByteBufAllocator alloc, int size, int count, String message) {
+        List<ByteBuf> burst = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            burst.add(alloc.directBuffer(size));
+        }
+        assertEquals(0, alloc.pageAllocator().stats().freePages(), message);
+        burst.forEach(ByteBuf::release);
     }
 
     private static PagePoolByteBufAllocatorMetric.ArenaMetric arenaOf(PagePoolByteBufAllocator alloc, String thread) {
@@ -689,13 +684,7 @@ class PagePoolByteBufAllocatorTest {
     void memoryParkedInAPoolAfterABurstStillServesALargerRequest() {
         PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(MIB)
                 .fallbackPolicy(FallbackPolicy.FAIL).build();
-        List<ByteBuf> burst = new ArrayList<>();
-        for (int i = 0; i < 256; i++) {
-            burst.add(alloc.directBuffer(4096));
-        }
-        for (ByteBuf buf : burst) {
-            buf.release();
-        }
+        allocateAllThenRelease(alloc, 4096, 256, "the burst took all memory");
         PagePoolByteBufAllocatorMetric.ArenaMetric arena = alloc.metric().arenas().get(0);
         assertEquals(1 + 64, arena.cachedBlocks(), () -> "the hot slot and blockCacheSize page buffers: " + arena);
         assertEquals(arena.cachedBlocks(), alloc.metric().inflightPages(),
