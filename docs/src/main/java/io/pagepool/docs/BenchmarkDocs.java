@@ -5,6 +5,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Function;
 import java.util.function.Predicate;
 
 /**
@@ -314,51 +315,46 @@ final class BenchmarkDocs {
     // ------------------------------------------------------------------ netty allocators
 
     private String nettyTable(String benchmark) {
-        StringBuilder t = new StringBuilder("| size |");
-        StringBuilder rule = new StringBuilder("|---|");
-        for (String a : ALLOCATORS) {
-            t.append(' ').append(a).append(" |");
-            rule.append("---|");
-        }
-        t.append(" Adaptive ÷ pagepool |\n").append(rule).append("---|\n");
+        StringBuilder t = allocatorTableHeader("size");
         for (String size : sizes(benchmark)) {
-            t.append("| ").append(size).append(" B |");
-            for (String a : ALLOCATORS) {
-                JmhResult r = nettyResult(benchmark, a, size);
-                t.append(' ').append(r == null ? "—" : scoreWithError(r) + ", " + bytes(r)).append(" |");
-            }
-            JmhResult ours = nettyResult(benchmark, "pagepool", size);
-            JmhResult adaptive = nettyResult(benchmark, "adaptive", size);
-            t.append(ours == null || adaptive == null ? " — |"
-                    : String.format(Locale.ROOT, " %.1fx |", adaptive.score() / ours.score()));
-            t.append('\n');
+            allocatorRow(t, size + " B", a -> nettyResult(benchmark, a, size));
         }
         return t.toString();
     }
 
     /** 2 KiB, one thread, every allocator, with the pools' objects in the old generation. */
     private String oldGenTable() {
-        StringBuilder t = new StringBuilder("| 2 KiB, one thread, after `System.gc()` |");
+        StringBuilder t = allocatorTableHeader("2 KiB, one thread, after `System.gc()`");
+        for (String[] b : new String[][] {{"allocRelease", "allocate + release"}, {"batch64", "batches of 64"}}) {
+            String benchmark = "ByteBufAllocatorBenchmark." + b[0];
+            allocatorRow(t, b[1], a -> oldGenResult(benchmark, a));
+        }
+        return t.toString();
+    }
+
+    /** Header of a table with one column per allocator and the Adaptive ÷ pagepool ratio. */
+    private static StringBuilder allocatorTableHeader(String firstColumn) {
+        StringBuilder t = new StringBuilder("| " + firstColumn + " |");
         StringBuilder rule = new StringBuilder("|---|");
         for (String a : ALLOCATORS) {
             t.append(' ').append(a).append(" |");
             rule.append("---|");
         }
-        t.append(" Adaptive ÷ pagepool |\n").append(rule).append("---|\n");
-        for (String[] b : new String[][] {{"allocRelease", "allocate + release"}, {"batch64", "batches of 64"}}) {
-            String benchmark = "ByteBufAllocatorBenchmark." + b[0];
-            t.append("| ").append(b[1]).append(" |");
-            for (String a : ALLOCATORS) {
-                JmhResult r = oldGenResult(benchmark, a);
-                t.append(' ').append(r == null ? "—" : scoreWithError(r) + ", " + bytes(r)).append(" |");
-            }
-            JmhResult ours = oldGenResult(benchmark, "pagepool");
-            JmhResult adaptive = oldGenResult(benchmark, "adaptive");
-            t.append(ours == null || adaptive == null ? " — |"
-                    : String.format(Locale.ROOT, " %.1fx |", adaptive.score() / ours.score()));
-            t.append('\n');
+        return t.append(" Adaptive ÷ pagepool |\n").append(rule).append("---|\n");
+    }
+
+    /** One row of such a table: each allocator's result, then the ratio. */
+    private static void allocatorRow(StringBuilder t, String label, Function<String, JmhResult> resultOf) {
+        t.append("| ").append(label).append(" |");
+        for (String a : ALLOCATORS) {
+            JmhResult r = resultOf.apply(a);
+            t.append(' ').append(r == null ? "—" : scoreWithError(r) + ", " + bytes(r)).append(" |");
         }
-        return t.toString();
+        JmhResult ours = resultOf.apply("pagepool");
+        JmhResult adaptive = resultOf.apply("adaptive");
+        t.append(ours == null || adaptive == null ? " — |"
+                : String.format(Locale.ROOT, " %.1fx |", adaptive.score() / ours.score()));
+        t.append('\n');
     }
 
     private JmhResult oldGenResult(String benchmark, String allocator) {
