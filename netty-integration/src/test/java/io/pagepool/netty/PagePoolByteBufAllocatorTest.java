@@ -305,8 +305,6 @@ class PagePoolByteBufAllocatorTest {
         PagePoolByteBufAllocatorMetric.ArenaMetric arena = alloc.metric().arenas().get(0);
         assertEquals(1, arena.cachedBlocks(), () -> "only the hot slot holds one: " + arena);
         assertTrue(arena.poolStats().inflight() <= 1, () -> "the pages are back in the pool: " + arena);
-        assertTrue(alloc.pageAllocator().stats().allocatedPages() <= 8 + arena.poolStats().cachedPages()
-                + alloc.pageAllocator().pcpHigh(), () -> "blocks went back to the page allocator: " + alloc.metric());
         alloc.close();
     }
 
