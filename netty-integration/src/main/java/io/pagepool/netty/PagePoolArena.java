@@ -77,6 +77,22 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * the detector tracks gives its id back when it is handed out ({@link #letGoOfTracked}) and takes a
  * free one when it is parked again.
  *
+ * <h2>Stacks bounded by end marks</h2>
+ * The class stacks and their tops share one {@code int[]}, each stack between two entries that hold
+ * {@link #STACK_END} (an id is never negative):
+ * <pre>
+ *   stacks  | top 0 | top 1 | ... | E | class 0 ids ... | E | class 1 ids ... | E | ... | E | E |
+ *                                       ^ stackBase[0]    ^ stackLimit[0]               ^ the unparked
+ *                                                                                         class: no room
+ *   pop  class c:  top = stacks[c], id = stacks[top - 1]   E: empty, else stacks[c] = top - 1, byId[id]
+ *   push class c:  top = stacks[c], stacks[top] is E:      full, else stacks[top] = id, stacks[c] = top + 1
+ * </pre>
+ * A pop reads the entry below the top anyway, and a push writes the entry at the top, so the mark
+ * answers "empty?" and "full?" without loading the class's base or limit, and the top lives in the
+ * same array: one array and one range check on the index fewer per pop and per push than separate
+ * top, base and limit arrays. Entries left behind by pops are stale ids, never marks: only the
+ * constructor writes a mark, and a push never writes over one.
+ *
  * <h2>Buffers released on other threads: a remote-free queue</h2>
  * A buffer released on a thread other than its arena's owner does not touch the pool's shared
  * fragment counters (which the owner is writing as it carves, so every release would move their
@@ -123,6 +139,8 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     /** Blocks up to this order (the page allocator's per-CPU orders) go home to the owner when released elsewhere. */
     static final int MAX_ROUTED_BLOCK_ORDER = 3;
     private static final int MIN_FRAG_SHIFT = 6;
+    /** The entry of {@code stacks} just below and just above every class stack; never an id. */
+    private static final int STACK_END = -1;
 
     final PagePoolByteBufAllocator parent;
     /** Same as {@link #owner()}, read directly on every release. */
@@ -163,11 +181,14 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     /** Largest request served from a park class: a block of {@link #MAX_ROUTED_BLOCK_ORDER}. */
     private final int maxParkedSize;
     /**
-     * Per park class, ids of released buffers still bound to their memory (LIFO): class {@code c}'s
-     * stack is {@code parkedIds[stackBase[c], parkedTop[c])}, full at {@code stackLimit[c]}.
+     * The park classes' stacks of ids of released buffers still bound to their memory (LIFO), and
+     * their tops: {@code stacks[c]} is the top of class {@code c}'s stack, which is
+     * {@code stacks[stackBase[c], stacks[c])}, full at {@code stackLimit[c]}. Each stack lies
+     * between two {@link #STACK_END} entries (neighbours share one), so the fast path finds an
+     * empty or a full stack from the entry it reads anyway: see "Stacks bounded by end marks" in
+     * the class comment. {@code stackBase} and {@code stackLimit} are for the slow paths.
      */
-    private final int[] parkedIds;
-    private final int[] parkedTop;
+    private final int[] stacks;
     private final int[] stackBase;
     private final int[] stackLimit;
     /** Ids of objects without memory (LIFO). */
@@ -224,17 +245,24 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         this.pageParkClass = sizeClass(maxFragSize) + 1;
         this.unparkedClass = pageParkClass + MAX_ROUTED_BLOCK_ORDER + 1;
         this.maxParkedSize = pageSize << MAX_ROUTED_BLOCK_ORDER;
-        this.parkedTop = new int[unparkedClass + 1];
-        this.stackBase = new int[unparkedClass + 1];
-        this.stackLimit = new int[unparkedClass + 1];
+        int classes = unparkedClass + 1;
+        this.stackBase = new int[classes];
+        this.stackLimit = new int[classes];
         int slots = 0;
-        for (int c = 0; c <= unparkedClass; c++) {
-            stackBase[c] = slots;
-            parkedTop[c] = slots;
-            slots += c < pageParkClass ? fragmentCacheSize : c < unparkedClass ? blockCacheSize : 0;
-            stackLimit[c] = slots;
+        int end = classes; // index of the end mark below class c's stack; the tops come first
+        for (int c = 0; c < classes; c++) {
+            int size = c < pageParkClass ? fragmentCacheSize : c < unparkedClass ? blockCacheSize : 0;
+            stackBase[c] = end + 1;
+            stackLimit[c] = end + 1 + size;
+            end = stackLimit[c];
+            slots += size;
         }
-        this.parkedIds = new int[slots];
+        this.stacks = new int[end + 1];
+        for (int c = 0; c < classes; c++) {
+            stacks[c] = stackBase[c];
+            stacks[stackBase[c] - 1] = STACK_END;
+            stacks[stackLimit[c]] = STACK_END;
+        }
         this.objectIds = new int[objectCacheSize];
         // One id per place an object can be parked: an object with an id always has a place to go.
         int ids = 1 + slots + objectCacheSize;
@@ -283,28 +311,39 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     // ------------------------------------------------------------------ owner thread
 
     /**
-     * A buffer of {@code initialCapacity} bytes. The fast path, the hot slot or a pop from the park
-     * class's stack of bound buffers, is kept small enough for the JIT to inline; everything else is
-     * in {@link #newBufferSlow}.
+     * A buffer of {@code initialCapacity} bytes: {@link #takeParked} if it finds one, else
+     * {@link #newBufferSlow}.
      */
     PagePoolByteBuf newBuffer(int initialCapacity, int maxCapacity) {
+        PagePoolByteBuf buf = takeParked(initialCapacity, maxCapacity);
+        return buf != null ? buf : newBufferSlow(initialCapacity, maxCapacity, parkClass(initialCapacity));
+    }
+
+    /**
+     * The fast path: a parked buffer of {@code initialCapacity}'s park class, from the hot slot or a
+     * pop from the class's stack, made ready for use; null if there is none. It calls nothing, so
+     * that with it inlined the caller's only call is its own slow path (every call on an inlined
+     * path makes the JIT keep the caller's values in memory around it).
+     */
+    PagePoolByteBuf takeParked(int initialCapacity, int maxCapacity) {
         int c = initialCapacity <= maxFragSize ? sizeClass(initialCapacity) : largeParkClass(initialCapacity);
+        PagePoolByteBuf buf;
         if (hotClass == c) {
             hotClass = -1;
-            PagePoolByteBuf hot = hotBuf; // left in place: see hotBuf
-            hot.reuse(initialCapacity, maxCapacity);
-            fastAllocations++;
-            return hot;
+            buf = hotBuf; // left in place: see hotBuf
+        } else {
+            int[] s = stacks;
+            int top = s[c];
+            int id = s[top - 1];
+            if (id == STACK_END) {
+                return null;
+            }
+            s[c] = top - 1;
+            buf = byId[id];
         }
-        int top = parkedTop[c];
-        if (top > stackBase[c]) {
-            parkedTop[c] = top - 1;
-            PagePoolByteBuf buf = byId[parkedIds[top - 1]];
-            buf.reuse(initialCapacity, maxCapacity);
-            fastAllocations++;
-            return buf;
-        }
-        return newBufferSlow(initialCapacity, maxCapacity, c);
+        buf.reuse(initialCapacity, maxCapacity);
+        fastAllocations++;
+        return buf;
     }
 
     private PagePoolByteBuf newBufferSlow(int initialCapacity, int maxCapacity, int parkClass) {
@@ -313,7 +352,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         }
         if (!returnedObjects.isEmpty()) {
             drainReturned(); // buffers released on other threads may have brought memory back
-            if (parkedTop[parkClass] > stackBase[parkClass]) {
+            if (stacks[parkClass] > stackBase[parkClass]) {
                 return newBuffer(initialCapacity, maxCapacity); // served by the stack the drain refilled
             }
         }
@@ -437,17 +476,18 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
 
     /** Owner thread: a released buffer, still bound, onto its park class's stack; false if full or no id is free. */
     private boolean pushParked(PagePoolByteBuf buf, int parkClass) {
-        int top = parkedTop[parkClass];
-        if (top == stackLimit[parkClass]) {
-            return false;
+        int[] s = stacks;
+        int top = s[parkClass];
+        if (s[top] == STACK_END) {
+            return false; // the end mark above this class's stack: full
         }
         int id = buf.parkId;
         if (id == PagePoolByteBuf.NO_ID && (id = assignId(buf)) == PagePoolByteBuf.NO_ID) {
             return false;
         }
         buf.parked = true;
-        parkedIds[top] = id;
-        parkedTop[parkClass] = top + 1;
+        s[top] = id;
+        s[parkClass] = top + 1;
         return true;
     }
 
@@ -570,11 +610,11 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         drainReturned();
         coolHotBuf();
         for (int c = 0; c < unparkedClass; c++) {
-            for (int i = stackBase[c], top = parkedTop[c]; i < top; i++) {
-                spill(byId[parkedIds[i]]);
+            for (int i = stackBase[c], top = stacks[c]; i < top; i++) {
+                spill(byId[stacks[i]]);
                 any = true;
             }
-            parkedTop[c] = stackBase[c];
+            stacks[c] = stackBase[c];
         }
         return pool.trim() > 0 || any;
     }
@@ -612,13 +652,13 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
      */
     private PagePoolByteBuf popParked(int parkClass) {
         coolHotBuf();
-        int top = parkedTop[parkClass];
+        int top = stacks[parkClass];
         if (top == stackBase[parkClass]) {
             return null;
         }
-        parkedTop[parkClass] = top - 1;
+        stacks[parkClass] = top - 1;
         otherCacheHits++;
-        return byId[parkedIds[top - 1]];
+        return byId[stacks[top - 1]];
     }
 
     private ByteBuffer regionBuffer(int pfn) {
@@ -707,7 +747,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
      */
     void releaseFrag(long handle, int sizeClass) {
         if (Thread.currentThread() == owner && !closedOnOwner) {
-            if (parkedTop[sizeClass] < stackLimit[sizeClass]) {
+            if (stacks[sizeClass] < stackLimit[sizeClass]) {
                 PagePoolByteBuf holder = takeObject();
                 bindFrag(holder, handle, sizeClass, classSize(sizeClass));
                 if (!pushParked(holder, sizeClass)) {
@@ -781,10 +821,10 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             }
             hotBuf = null;
             for (int c = 0; c < unparkedClass; c++) {
-                for (int i = stackBase[c], top = parkedTop[c]; i < top; i++) {
-                    returnMemory(byId[parkedIds[i]]);
+                for (int i = stackBase[c], top = stacks[c]; i < top; i++) {
+                    returnMemory(byId[stacks[i]]);
                 }
-                parkedTop[c] = stackBase[c];
+                stacks[c] = stackBase[c];
             }
             pool.close();
             objectCount = 0;
@@ -808,7 +848,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         int hot = hotClass;
         int sum = hot >= fromClass && hot < toClass ? 1 : 0;
         for (int c = fromClass; c < toClass; c++) {
-            sum += parkedTop[c] - stackBase[c];
+            sum += stacks[c] - stackBase[c];
         }
         return sum;
     }

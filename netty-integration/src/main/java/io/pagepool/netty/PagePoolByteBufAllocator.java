@@ -107,7 +107,9 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         }
     };
     /** Checked before {@link #arenas}: a hit avoids the thread-local lookup on threads that are not event loops. */
-    private final ThreadOwnedSlots<PagePoolArena> arenaSlots = new ThreadOwnedSlots<>(ARENA_SLOTS);
+    private final PagePoolArena[] arenaTable = new PagePoolArena[ARENA_SLOTS];
+    /** {@link #arenaTable}'s owner-checked slots; the fast path reads the typed array directly. */
+    private final ThreadOwnedSlots<PagePoolArena> arenaSlots = new ThreadOwnedSlots<>(arenaTable);
     /** Every open arena; guarded by itself. */
     private final List<PagePoolArena> registry = new ArrayList<>();
     private volatile boolean closed;
@@ -149,20 +151,28 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
 
     // ------------------------------------------------------------------ ByteBufAllocator
 
+    /**
+     * The fast path: the calling thread's arena from {@link #arenaSlots} and a buffer it parked, with
+     * one call, to {@link #newDirectBufferSlow}, for everything else (see
+     * {@link PagePoolArena#takeParked}).
+     */
     @Override
     protected ByteBuf newDirectBuffer(int initialCapacity, int maxCapacity) {
+        PagePoolArena arena = ThreadOwnedSlots.get(arenaTable);
+        PagePoolByteBuf buf = arena != null ? arena.takeParked(initialCapacity, maxCapacity) : null;
+        return buf != null ? trackLeaks(arena, buf) : newDirectBufferSlow(arena, initialCapacity, maxCapacity);
+    }
+
+    /** {@code arena} is the calling thread's from {@link #arenaSlots}, or null if the slot had none. */
+    private ByteBuf newDirectBufferSlow(PagePoolArena arena, int initialCapacity, int maxCapacity) {
         // A live thread's arena exists only while the allocator is open (close() refuses while another
         // live thread owns one, and the closing thread drops its own), so only the arena-less path
         // needs the volatile check.
-        PagePoolArena arena = currentArena();
+        if (arena == null) {
+            arena = arenas.get();
+        }
         if (arena != null) {
-            PagePoolByteBuf buf = arena.newBuffer(initialCapacity, maxCapacity);
-            ByteBuf out = toLeakAwareBuffer(buf);
-            if (out != buf) {
-                buf.leakTracked = true;
-                arena.letGoOfTracked(buf);
-            }
-            return out;
+            return trackLeaks(arena, arena.newBuffer(initialCapacity, maxCapacity));
         }
         if (closed) {
             throw new IllegalStateException(this + " is closed");
@@ -172,6 +182,16 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         bindWithoutArena(buf, initialCapacity);
         ByteBuf out = toLeakAwareBuffer(buf);
         buf.leakTracked = out != buf;
+        return out;
+    }
+
+    /** Netty's leak detector wraps {@code buf} if it samples it; the arena then lets go of the object (see {@link PagePoolArena#letGoOfTracked}). */
+    private static ByteBuf trackLeaks(PagePoolArena arena, PagePoolByteBuf buf) {
+        ByteBuf out = toLeakAwareBuffer(buf);
+        if (out != buf) {
+            buf.leakTracked = true;
+            arena.letGoOfTracked(buf);
+        }
         return out;
     }
 

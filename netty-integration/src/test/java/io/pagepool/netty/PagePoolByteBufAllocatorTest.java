@@ -309,6 +309,59 @@ class PagePoolByteBufAllocatorTest {
     }
 
     /**
+     * A class stack holds exactly {@code fragmentCacheSize} buffers and hands out only its own: the
+     * stacks share one array, and a pop or push that ran past its class's end would take or
+     * overwrite a neighbour's.
+     */
+    @Test
+    void aClassStackHoldsItsSizeAndServesOnlyItsClass() {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(16L * MIB).fragmentCacheSize(4)
+                .build();
+        // Six 1 KiB buffers released: one into the hot slot, four onto the 1 KiB stack (full), one
+        // fragment back to the pool. Six 2 KiB buffers are new ones (their first allocation moves the
+        // hot 1 KiB buffer to its full stack, so its fragment goes back too); released: one into the
+        // hot slot, four onto the 2 KiB stack (full), one fragment back.
+        releaseAll(allocate(alloc, 1024, 6));
+        releaseAll(allocate(alloc, 2048, 6));
+        PagePoolByteBufAllocatorMetric.ArenaMetric parked = arena(alloc);
+        assertEquals(1 + 4 + 4, parked.cachedFragments(), () -> "hot slot + two full stacks of 4: " + parked);
+        long hits = parked.cacheHits();
+
+        // Five 2 KiB buffers are parked ones (hot slot, then the stack); the sixth finds the stack
+        // empty and must not take a 1 KiB buffer from the stack below it.
+        List<ByteBuf> held = allocate(alloc, 2048, 6);
+        PagePoolByteBufAllocatorMetric.ArenaMetric after = arena(alloc);
+        assertEquals(hits + 5, after.cacheHits(), () -> "five parked 2 KiB buffers, then a new one: " + after);
+        assertEquals(4, after.cachedFragments(), () -> "the 1 KiB buffers are still parked: " + after);
+        for (int i = 0; i < held.size(); i++) {
+            fill(held.get(i), i);
+        }
+        for (int i = 0; i < held.size(); i++) {
+            assertEquals(2048, held.get(i).capacity());
+            verify(held.get(i), i);
+        }
+        releaseAll(held);
+        alloc.close(); // throws if a fragment was lost
+    }
+
+    private static List<ByteBuf> allocate(PagePoolByteBufAllocator alloc, int size, int count) {
+        List<ByteBuf> bufs = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            bufs.add(alloc.directBuffer(size));
+        }
+        return bufs;
+    }
+
+    private static void releaseAll(List<ByteBuf> bufs) {
+        bufs.forEach(ByteBuf::release);
+    }
+
+    private static PagePoolByteBufAllocatorMetric.ArenaMetric arena(PagePoolByteBufAllocator alloc) {
+        return alloc.metric().arenas().stream().filter(a -> a.threadName().equals(Thread.currentThread().getName()))
+                .findFirst().orElseThrow();
+    }
+
+    /**
      * Every block parked with a released buffer is given back when the page allocator runs dry: a
      * request of a higher order, which only the merged blocks can serve, succeeds under the FAIL policy.
      */

@@ -38,7 +38,7 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
     private final int batch;
     private final ThreadLocal<CpuPageLists> local = ThreadLocal.withInitial(this::register);
     /** Checked before {@link #local}: a hit avoids the ThreadLocal hash probe. */
-    private final ThreadOwnedSlots<CpuPageLists> slots = new ThreadOwnedSlots<>(SLOTS);
+    private final ThreadOwnedSlots<CpuPageLists> slots = new ThreadOwnedSlots<>(new CpuPageLists[SLOTS]);
     /** Every live thread's set; guarded by itself. */
     private final ArrayList<CpuPageLists> registry = new ArrayList<>();
     private boolean closed;
