@@ -1,0 +1,270 @@
+package io.pagepool.forwarder;
+
+import io.netty.buffer.AdaptiveByteBufAllocator;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.util.ResourceLeakDetector;
+import io.pagepool.netty.PagePoolByteBufAllocator;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * The forwarder demo ({@code example-forwarder/target/forwarder.jar}): forwards datagrams over
+ * loopback through a {@link UdpForwarder} with each allocator in turn, and prints what a packet
+ * costs the forwarding thread, in nanoseconds and in cycles, against a per-packet budget.
+ *
+ * <pre>
+ *   sender --&gt; UdpForwarder (one event loop; ALLOCATOR = pagepool | adaptive | pooled) --&gt; sink
+ *   per allocator: a warm-up, then the measured packets; CPU time of the event loop thread / packets
+ * </pre>
+ *
+ * <p>The budget defaults to 67.2 ns, one 64-byte frame's time at 10 Gbit/s (84 bytes on the wire
+ * with preamble and gap). Cycles are CPU nanoseconds times the clock ({@code --ghz}, by default the
+ * "cpu MHz" of /proc/cpuinfo). On loopback most of a packet's time is the kernel's: the system
+ * calls and the socket layers, microseconds a packet. An allocator's share is tens of nanoseconds,
+ * below these rows' run-to-run noise; the JMH figures in docs/benchmarks.md have it alone.
+ */
+@Command(name = "forwarder.jar", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Forwards UDP datagrams over loopback through a Netty forwarder with pagepool's allocator and"
+                + " Netty's, and reports the forwarding thread's cost per packet against a per-packet budget.")
+public final class ForwarderDemo implements Callable<Integer> {
+
+    /** 64-byte frames at 10 Gbit/s: (64 + 8 preamble + 12 inter-frame gap) bytes * 8 / 10 Gbit/s. */
+    static final double TEN_GBE_MIN_FRAME_NS = 67.2;
+    private static final String LEAK_LEVEL_PROPERTY = "io.netty.leakDetection.level";
+    static final List<String> ALLOCATORS = List.of("pagepool", "adaptive", "pooled");
+
+    @Option(names = {"-n", "--packets"}, description = "Packets measured per allocator (default: ${DEFAULT-VALUE}).")
+    long packets = 500_000;
+
+    @Option(names = "--warmup", description = "Packets forwarded first, not measured (default: ${DEFAULT-VALUE}).")
+    long warmup = 100_000;
+
+    @Option(names = "--quick", description = "100,000 packets and a 20,000-packet warm-up per allocator.")
+    boolean quick;
+
+    @Option(names = {"-s", "--size"}, description = "UDP payload bytes, at least 8 (default: ${DEFAULT-VALUE}).")
+    int size = 64;
+
+    @Option(names = {"-t", "--transport"}, description = "EPOLL, IO_URING or NIO (default: EPOLL where it runs, else NIO).")
+    Transport transport;
+
+    @Option(names = {"-a", "--allocators"}, split = ",",
+            description = "Allocators, in order: pagepool, adaptive, pooled (default: ${DEFAULT-VALUE}).")
+    List<String> allocators = ALLOCATORS;
+
+    @Option(names = {"-w", "--window"}, description = "Datagrams in flight at most (default: ${DEFAULT-VALUE}).")
+    int window = 256;
+
+    @Option(names = "--budget-ns", description = "Per-packet budget in ns (default: ${DEFAULT-VALUE}, 10GbE minimum frames).")
+    double budgetNs = TEN_GBE_MIN_FRAME_NS;
+
+    @Option(names = "--ghz", description = "Clock for ns-to-cycles (default: /proc/cpuinfo's cpu MHz).")
+    Double ghz;
+
+    @Spec
+    CommandSpec spec;
+
+    public static void main(String[] args) {
+        System.exit(new CommandLine(new ForwarderDemo()).setCaseInsensitiveEnumValuesAllowed(true).execute(args));
+    }
+
+    /** One allocator's run. */
+    record Row(String allocator, long packets, long lost, long corrupt, long wallNanos, long cpuNanos,
+            MemoryReport memory) {
+        double cpuNsPerPacket() {
+            return (double) cpuNanos / packets;
+        }
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        if (quick) {
+            packets = 100_000;
+            warmup = 20_000;
+        }
+        if (packets < 1 || warmup < 0 || window < 1 || budgetNs <= 0 || (ghz != null && ghz <= 0)) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--packets and --window must be positive, --warmup not negative, --budget-ns and --ghz positive");
+        }
+        Transport t = transport != null ? transport : Transport.best();
+        if (!t.isAvailable()) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    t + " is not available here: " + t.unavailabilityCause());
+        }
+        for (String name : allocators) {
+            if (!ALLOCATORS.contains(name)) {
+                throw new CommandLine.ParameterException(spec.commandLine(),
+                        "unknown allocator '" + name + "': " + String.join(", ", ALLOCATORS));
+            }
+        }
+        if (System.getProperty(LEAK_LEVEL_PROPERTY) == null) {
+            ResourceLeakDetector.setLevel(ResourceLeakDetector.Level.DISABLED); // as in the JMH runs
+        }
+        double clock = ghz != null ? ghz : cpuGhz();
+        PrintWriter out = spec.commandLine().getOut();
+        out.printf(Locale.ROOT, "pagepool UDP forwarder demo: %s transport, %d-byte payloads, %,d packets per allocator"
+                + " after %,d warm-up, window %d%n", t, size, packets, warmup, window);
+        out.printf(Locale.ROOT, "machine: %s, %d CPUs, %s; clock %.2f GHz%s%n", cpuModel(),
+                Runtime.getRuntime().availableProcessors(), System.getProperty("java.vm.name") + " "
+                        + System.getProperty("java.version"), clock, ghz != null ? " (--ghz)" : " (/proc/cpuinfo)");
+        out.printf(Locale.ROOT, "budget: %.1f ns = %.0f cycles per packet; Netty leak detection %s (-D%s=...)%n%n",
+                budgetNs, budgetNs * clock, ResourceLeakDetector.getLevel(), LEAK_LEVEL_PROPERTY);
+        out.flush();
+
+        boolean allGood = true;
+        StringBuilder table = new StringBuilder();
+        table.append(String.format(Locale.ROOT, "%-10s %10s %6s %8s %12s %12s %10s  %s%n", "allocator", "packets",
+                "lost", "kpps", "CPU ns/pkt", "cycles/pkt", "x budget", "after close"));
+        for (String name : allocators) {
+            Row row = run(name, t);
+            allGood &= row.corrupt() == 0 && row.memory().allBack();
+            double cycles = row.cpuNsPerPacket() * clock;
+            table.append(String.format(Locale.ROOT, "%-10s %,10d %6d %8.1f %12.1f %12.0f %10.1f  %s%n", name,
+                    row.packets(), row.lost(), row.packets() * 1e6 / row.wallNanos(), row.cpuNsPerPacket(), cycles,
+                    row.cpuNsPerPacket() / budgetNs, row.memory().text()));
+            if (row.corrupt() != 0) {
+                table.append("  ").append(row.corrupt()).append(" datagrams arrived corrupted\n");
+            }
+        }
+        out.print(table);
+        out.println();
+        out.println("CPU ns/pkt: the forwarding event loop's CPU time per packet, its system calls included;"
+                + " cycles = ns x clock.");
+        out.println("On loopback the kernel's receive and send dominate (microseconds a packet). An allocator's share"
+                + " is tens of nanoseconds,");
+        out.println("below the run-to-run noise of these rows: docs/benchmarks.md measures it alone (JMH).");
+        out.flush();
+        return allGood ? 0 : 1;
+    }
+
+    private Row run(String allocatorName, Transport t) throws IOException, InterruptedException {
+        try (ClosableAllocator allocator = newAllocator(allocatorName); LoopbackLoad load = new LoopbackLoad(size)) {
+            long lost;
+            long wall;
+            long cpu;
+            try (UdpForwarder forwarder = UdpForwarder.start(t, allocator.get(),
+                    new InetSocketAddress("127.0.0.1", 0), load.sinkAddress())) {
+                load.send(forwarder.localAddress(), 0, warmup, window);
+                long cpu0 = forwarder.cpuNanos();
+                long t0 = System.nanoTime();
+                lost = load.send(forwarder.localAddress(), warmup, packets, window);
+                wall = System.nanoTime() - t0;
+                cpu = forwarder.cpuNanos() - cpu0;
+            }
+            return new Row(allocatorName, packets, lost, load.corrupt(), wall, cpu, allocator.closeAndReport());
+        }
+    }
+
+    /** What closing an allocator said about the memory it handed out; {@code allBack} false fails the run. */
+    record MemoryReport(boolean allBack, String text) {
+    }
+
+    /** An allocator, closed after its run. */
+    interface ClosableAllocator extends AutoCloseable {
+        ByteBufAllocator get();
+
+        /** Closes the allocator (again: a no-op) and says whether every page came back. */
+        MemoryReport closeAndReport();
+
+        @Override
+        default void close() {
+            closeAndReport();
+        }
+    }
+
+    static ClosableAllocator newAllocator(String name) {
+        switch (name) {
+            case "pagepool":
+                return pagepool(PagePoolByteBufAllocator.builder().build());
+            case "adaptive":
+                return peer(new AdaptiveByteBufAllocator());
+            case "pooled":
+                return peer(new PooledByteBufAllocator(true));
+            default:
+                throw new IllegalArgumentException("unknown allocator '" + name + "': pagepool, adaptive or pooled");
+        }
+    }
+
+    private static ClosableAllocator pagepool(PagePoolByteBufAllocator alloc) {
+        return new ClosableAllocator() {
+            private MemoryReport report;
+
+            @Override
+            public ByteBufAllocator get() {
+                return alloc;
+            }
+
+            @Override
+            public MemoryReport closeAndReport() {
+                if (report == null) {
+                    long fallbacks = alloc.metric().fallbackAllocations();
+                    try {
+                        alloc.close(); // throws if any page is still out
+                        report = new MemoryReport(true,
+                                "every page back" + (fallbacks == 0 ? "" : ", " + fallbacks + " fallback buffers"));
+                    } catch (IllegalStateException e) {
+                        report = new MemoryReport(false, "PAGES STILL OUT: " + e.getMessage());
+                    }
+                }
+                return report;
+            }
+        };
+    }
+
+    /** Netty's allocators have no close; their arenas stay with the JVM, so there is nothing to check. */
+    private static ClosableAllocator peer(ByteBufAllocator alloc) {
+        MemoryReport report = new MemoryReport(true, "(not checked: no close)");
+        return new ClosableAllocator() {
+            @Override
+            public ByteBufAllocator get() {
+                return alloc;
+            }
+
+            @Override
+            public MemoryReport closeAndReport() {
+                return report;
+            }
+        };
+    }
+
+    /** The first "cpu MHz" of /proc/cpuinfo in GHz, or 2.0 where there is none. */
+    static double cpuGhz() {
+        String mhz = cpuinfo("cpu MHz");
+        try {
+            return mhz != null ? Double.parseDouble(mhz) / 1000 : 2.0;
+        } catch (NumberFormatException e) {
+            return 2.0;
+        }
+    }
+
+    private static String cpuModel() {
+        String model = cpuinfo("model name");
+        return model != null ? model : System.getProperty("os.arch");
+    }
+
+    private static String cpuinfo(String key) {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                int colon = line.indexOf(':');
+                if (colon > 0 && line.substring(0, colon).trim().equals(key)) {
+                    return line.substring(colon + 1).trim();
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // not Linux: the caller has a default
+        }
+        return null;
+    }
+}

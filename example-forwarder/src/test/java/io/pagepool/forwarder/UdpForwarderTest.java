@@ -1,0 +1,95 @@
+package io.pagepool.forwarder;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.pagepool.netty.PagePoolByteBufAllocator;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.InetSocketAddress;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import picocli.CommandLine;
+
+/**
+ * The forwarder on real sockets: every datagram arrives upstream intact on each transport, every
+ * page of the allocator comes back once the forwarder is closed, and the demo command prints a row
+ * per allocator and fails on bad arguments.
+ */
+@Timeout(120)
+class UdpForwarderTest {
+
+    private static final InetSocketAddress ANY_LOOPBACK_PORT = new InetSocketAddress("127.0.0.1", 0);
+    private static final int PACKETS = 5_000;
+
+    @Test
+    void bothNativeTransportsAreAvailableOnThisMachine() {
+        // Not an assumption: on this project's machine both must run, or the cases below skip silently.
+        assertTrue(Transport.EPOLL.isAvailable(), Transport.EPOLL::unavailabilityCause);
+        assertTrue(Transport.IO_URING.isAvailable(), Transport.IO_URING::unavailabilityCause);
+    }
+
+    @ParameterizedTest
+    @EnumSource(Transport.class)
+    void forwardsEveryDatagramIntactAndGivesEveryPageBack(Transport transport) throws Exception {
+        assumeTrue(transport.isAvailable(), transport::unavailabilityCause);
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(16L << 20).build();
+        for (int size : new int[] {8, 64, 1472}) {
+            try (LoopbackLoad load = new LoopbackLoad(size);
+                    UdpForwarder forwarder = UdpForwarder.start(transport, alloc, ANY_LOOPBACK_PORT,
+                            load.sinkAddress())) {
+                long lost = load.send(forwarder.localAddress(), 0, PACKETS, 64);
+                assertEquals(0, lost, () -> size + "-byte datagrams lost on loopback");
+                assertEquals(0, load.corrupt(), () -> size + "-byte datagrams arrived corrupted");
+                assertEquals(PACKETS, load.received());
+                assertTrue(forwarder.cpuNanos() > 0, "the forwarding thread's CPU time is measured");
+            }
+        }
+        assertEquals(0, alloc.metric().fallbackAllocations(), "every buffer came from the pools");
+        alloc.close(); // throws if the forwarder kept a page: every buffer was released
+    }
+
+    @Test
+    void countsWhatItForwarded() throws Exception {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(16L << 20).build();
+        UdpForwarder forwarder;
+        try (LoopbackLoad load = new LoopbackLoad(100)) {
+            forwarder = UdpForwarder.start(Transport.NIO, alloc, ANY_LOOPBACK_PORT, load.sinkAddress());
+            try {
+                load.send(forwarder.localAddress(), 0, 1_000, 32);
+            } finally {
+                forwarder.close(); // waits for the event loop: what it counted is visible after
+            }
+            assertEquals(load.received(), forwarder.forwarded());
+            assertEquals(1_000, forwarder.forwarded());
+        }
+        alloc.close();
+    }
+
+    @Test
+    void demoPrintsARowPerAllocatorAndExitsZero() {
+        StringWriter out = new StringWriter();
+        CommandLine cmd = new CommandLine(new ForwarderDemo()).setCaseInsensitiveEnumValuesAllowed(true);
+        cmd.setOut(new PrintWriter(out));
+        int exit = cmd.execute("--packets", "3000", "--warmup", "1000", "--allocators", "pagepool,adaptive",
+                "--transport", "nio", "--ghz", "2.0");
+        String text = out.toString();
+        assertEquals(0, exit, text);
+        assertTrue(text.contains("budget: 67.2 ns = 134 cycles per packet"), text);
+        assertTrue(text.lines().anyMatch(l -> l.startsWith("pagepool") && l.contains("every page back")), text);
+        assertTrue(text.lines().anyMatch(l -> l.startsWith("adaptive")), text);
+    }
+
+    @Test
+    void demoRejectsAnUnknownAllocatorBeforeRunning() {
+        StringWriter err = new StringWriter();
+        CommandLine cmd = new CommandLine(new ForwarderDemo());
+        cmd.setErr(new PrintWriter(err));
+        int exit = cmd.execute("--allocators", "pagepool,jemalloc");
+        assertEquals(2, exit, "picocli's usage-error exit code");
+        assertTrue(err.toString().contains("unknown allocator 'jemalloc'"), err::toString);
+    }
+}
