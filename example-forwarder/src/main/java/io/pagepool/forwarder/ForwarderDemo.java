@@ -54,7 +54,7 @@ public final class ForwarderDemo implements Callable<Integer> {
     @Option(names = "--quick", description = "100,000 packets and a 20,000-packet warm-up per allocator.")
     boolean quick;
 
-    @Option(names = {"-s", "--size"}, description = "UDP payload bytes, at least 8 (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"-s", "--size"}, description = "UDP payload bytes, 8 to 2048 (default: ${DEFAULT-VALUE}).")
     int size = 64;
 
     @Option(names = {"-t", "--transport"}, description = "EPOLL, IO_URING or NIO (default: EPOLL where it runs, else NIO).")
@@ -63,6 +63,10 @@ public final class ForwarderDemo implements Callable<Integer> {
     @Option(names = {"-a", "--allocators"}, split = ",",
             description = "Allocators, in order: pagepool, adaptive, pooled (default: ${DEFAULT-VALUE}).")
     List<String> allocators = ALLOCATORS;
+
+    @Option(names = "--recvmmsg", paramLabel = "N",
+            description = "Up to N datagrams per read system call (epoll's recvmmsg; default: ${DEFAULT-VALUE}, one per recvmsg).")
+    int datagramsPerRead = 1;
 
     @Option(names = {"-w", "--window"}, description = "Datagrams in flight at most (default: ${DEFAULT-VALUE}).")
     int window = 256;
@@ -98,7 +102,16 @@ public final class ForwarderDemo implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(),
                     "--packets and --window must be positive, --warmup not negative, --budget-ns and --ghz positive");
         }
+        if (size < LoopbackLoad.HEADER || size > UdpForwarder.DATAGRAM_SIZE) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--size " + size + " must be between "
+                    + LoopbackLoad.HEADER + " (the sequence number) and "
+                    + UdpForwarder.DATAGRAM_SIZE + " (the forwarder's read buffer)");
+        }
         Transport t = transport != null ? transport : Transport.best();
+        if (datagramsPerRead < 1 || (datagramsPerRead > 1 && t != Transport.EPOLL)) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--recvmmsg " + datagramsPerRead + ": 1, or more with the EPOLL transport, not " + t);
+        }
         if (!t.isAvailable()) {
             throw new CommandLine.ParameterException(spec.commandLine(),
                     t + " is not available here: " + t.unavailabilityCause());
@@ -115,7 +128,8 @@ public final class ForwarderDemo implements Callable<Integer> {
         double clock = ghz != null ? ghz : cpuGhz();
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "pagepool UDP forwarder demo: %s transport, %d-byte payloads, %,d packets per allocator"
-                + " after %,d warm-up, window %d%n", t, size, packets, warmup, window);
+                + " after %,d warm-up, window %d, %s%n", t, size, packets, warmup, window,
+                datagramsPerRead == 1 ? "one datagram per read" : "up to " + datagramsPerRead + " per recvmmsg");
         out.printf(Locale.ROOT, "machine: %s, %d CPUs, %s; clock %.2f GHz%s%n", cpuModel(),
                 Runtime.getRuntime().availableProcessors(), System.getProperty("java.vm.name") + " "
                         + System.getProperty("java.version"), clock, ghz != null ? " (--ghz)" : " (/proc/cpuinfo)");
@@ -124,21 +138,22 @@ public final class ForwarderDemo implements Callable<Integer> {
         out.flush();
 
         boolean allGood = true;
-        StringBuilder table = new StringBuilder();
-        table.append(String.format(Locale.ROOT, "%-10s %10s %6s %8s %12s %12s %10s  %s%n", "allocator", "packets",
-                "lost", "kpps", "CPU ns/pkt", "cycles/pkt", "x budget", "after close"));
+        out.printf(Locale.ROOT, "%-10s %10s %6s %8s %12s %12s %10s  %s%n", "allocator", "packets", "lost", "kpps",
+                "CPU ns/pkt", "cycles/pkt", "x budget", "after close");
+        out.flush();
         for (String name : allocators) {
             Row row = run(name, t);
             allGood &= row.corrupt() == 0 && row.memory().allBack();
-            double cycles = row.cpuNsPerPacket() * clock;
-            table.append(String.format(Locale.ROOT, "%-10s %,10d %6d %8.1f %12.1f %12.0f %10.1f  %s%n", name,
-                    row.packets(), row.lost(), row.packets() * 1e6 / row.wallNanos(), row.cpuNsPerPacket(), cycles,
-                    row.cpuNsPerPacket() / budgetNs, row.memory().text()));
+            String cpu = row.cpuNanos() < 0 ? String.format(Locale.ROOT, "%12s %12s %10s", "n/a", "n/a", "n/a")
+                    : String.format(Locale.ROOT, "%12.1f %12.0f %10.1f", row.cpuNsPerPacket(),
+                            row.cpuNsPerPacket() * clock, row.cpuNsPerPacket() / budgetNs);
+            out.printf(Locale.ROOT, "%-10s %,10d %6d %8.1f %s  %s%n", name, row.packets(), row.lost(),
+                    row.packets() * 1e6 / row.wallNanos(), cpu, row.memory().text());
             if (row.corrupt() != 0) {
-                table.append("  ").append(row.corrupt()).append(" datagrams arrived corrupted\n");
+                out.println("  " + row.corrupt() + " datagrams arrived corrupted");
             }
+            out.flush();
         }
-        out.print(table);
         out.println();
         out.println("CPU ns/pkt: the forwarding event loop's CPU time per packet, its system calls included;"
                 + " cycles = ns x clock.");
@@ -155,13 +170,13 @@ public final class ForwarderDemo implements Callable<Integer> {
             long wall;
             long cpu;
             try (UdpForwarder forwarder = UdpForwarder.start(t, allocator.get(),
-                    new InetSocketAddress("127.0.0.1", 0), load.sinkAddress())) {
+                    new InetSocketAddress("127.0.0.1", 0), load.sinkAddress(), datagramsPerRead)) {
                 load.send(forwarder.localAddress(), 0, warmup, window);
                 long cpu0 = forwarder.cpuNanos();
                 long t0 = System.nanoTime();
                 lost = load.send(forwarder.localAddress(), warmup, packets, window);
                 wall = System.nanoTime() - t0;
-                cpu = forwarder.cpuNanos() - cpu0;
+                cpu = cpu0 < 0 ? -1 : forwarder.cpuNanos() - cpu0;
             }
             return new Row(allocatorName, packets, lost, load.corrupt(), wall, cpu, allocator.closeAndReport());
         }

@@ -1,9 +1,11 @@
 package io.pagepool.forwarder;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.netty.buffer.UnpooledByteBufAllocator;
 import io.pagepool.netty.PagePoolByteBufAllocator;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -52,6 +54,32 @@ class UdpForwarderTest {
         alloc.close(); // throws if the forwarder kept a page: every buffer was released
     }
 
+    /** epoll's recvmmsg: up to 16 datagrams per read into one 32 KiB buffer, each sent on as a slice of it. */
+    @Test
+    void recvmmsgForwardsEveryDatagramIntactAndGivesEveryPageBack() throws Exception {
+        assumeTrue(Transport.EPOLL.isAvailable(), Transport.EPOLL::unavailabilityCause);
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(16L << 20).build();
+        for (int size : new int[] {64, 1472}) {
+            try (LoopbackLoad load = new LoopbackLoad(size);
+                    UdpForwarder forwarder = UdpForwarder.start(Transport.EPOLL, alloc, ANY_LOOPBACK_PORT,
+                            load.sinkAddress(), 16)) {
+                assertEquals(0, load.send(forwarder.localAddress(), 0, PACKETS, 64), "datagrams lost");
+                assertEquals(0, load.corrupt(), "datagrams arrived corrupted");
+                assertEquals(PACKETS, load.received());
+            }
+        }
+        assertEquals(0, alloc.metric().fallbackAllocations(), "every buffer came from the pools");
+        alloc.close(); // throws if a slice's release did not bring its parent's block back
+    }
+
+    @Test
+    void recvmmsgIsRefusedOffEpoll() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> UdpForwarder.start(Transport.NIO, UnpooledByteBufAllocator.DEFAULT, ANY_LOOPBACK_PORT,
+                        ANY_LOOPBACK_PORT, 16));
+        assertTrue(e.getMessage().contains("not NIO"), e::getMessage);
+    }
+
     @Test
     void countsWhatItForwarded() throws Exception {
         PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(16L << 20).build();
@@ -91,5 +119,16 @@ class UdpForwarderTest {
         int exit = cmd.execute("--allocators", "pagepool,jemalloc");
         assertEquals(2, exit, "picocli's usage-error exit code");
         assertTrue(err.toString().contains("unknown allocator 'jemalloc'"), err::toString);
+    }
+
+    @Test
+    void demoRejectsADatagramSizeItCannotCarry() {
+        for (String size : new String[] {"4", "4096"}) {
+            StringWriter err = new StringWriter();
+            CommandLine cmd = new CommandLine(new ForwarderDemo());
+            cmd.setErr(new PrintWriter(err));
+            assertEquals(2, cmd.execute("--size", size), err::toString);
+            assertTrue(err.toString().contains("--size " + size + " must be between 8"), err::toString);
+        }
     }
 }
