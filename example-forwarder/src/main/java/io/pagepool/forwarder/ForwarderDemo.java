@@ -95,6 +95,11 @@ public final class ForwarderDemo implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (quick) {
+            CommandLine.ParseResult parsed = spec.commandLine().getParseResult();
+            if (parsed.hasMatchedOption("--packets") || parsed.hasMatchedOption("--warmup")) {
+                throw new CommandLine.ParameterException(spec.commandLine(),
+                        "--quick sets --packets and --warmup: give either --quick or those");
+            }
             packets = 100_000;
             warmup = 20_000;
         }
@@ -176,7 +181,8 @@ public final class ForwarderDemo implements Callable<Integer> {
                 long t0 = System.nanoTime();
                 lost = load.send(forwarder.localAddress(), warmup, packets, window);
                 wall = System.nanoTime() - t0;
-                cpu = cpu0 < 0 ? -1 : forwarder.cpuNanos() - cpu0;
+                long cpu1 = forwarder.cpuNanos();
+                cpu = cpu0 < 0 || cpu1 < 0 ? -1 : cpu1 - cpu0;
             }
             return new Row(allocatorName, packets, lost, load.corrupt(), wall, cpu, allocator.closeAndReport());
         }

@@ -18,7 +18,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>The sender keeps at most {@code window} datagrams between itself and the sink, so the sockets'
  * buffers never overflow and the forwarder runs flat out without loss; a datagram that is lost all
  * the same (the kernel may drop on loopback) stalls the window for {@value #STALL_MILLIS} ms, after
- * which the sender goes on and the loss is counted.
+ * which the sender goes on and the loss is counted. Each {@link #send} counts only the datagrams of
+ * its own sequence range, so stragglers of an earlier send (a warm-up) are not credited to it; one
+ * given up as lost that arrives after all counts as received and widens that send's window by one.
  */
 public final class LoopbackLoad implements AutoCloseable {
 
@@ -32,6 +34,21 @@ public final class LoopbackLoad implements AutoCloseable {
     private final AtomicLong received = new AtomicLong();
     private final AtomicLong corrupt = new AtomicLong();
     private final int size;
+    /** The current send's sequence range and how many of it arrived; replaced whole by each send. */
+    private volatile Range range = new Range(0, 0);
+    /** Why the sink thread stopped, if it failed. */
+    private volatile Throwable sinkFailure;
+
+    /** Datagrams numbered {@code first} to {@code end - 1}; {@code arrived} is written by the sink thread only. */
+    private record Range(long first, long end, AtomicLong arrived) {
+        Range(long first, long end) {
+            this(first, end, new AtomicLong());
+        }
+
+        boolean contains(long seq) {
+            return seq >= first && seq < end;
+        }
+    }
 
     /** Opens the sink on a loopback port and starts its thread; datagrams are {@code size} bytes. */
     public LoopbackLoad(int size) throws IOException {
@@ -41,8 +58,13 @@ public final class LoopbackLoad implements AutoCloseable {
         }
         this.size = size;
         this.sink = DatagramChannel.open();
-        sink.setOption(StandardSocketOptions.SO_RCVBUF, 4 << 20);
-        sink.bind(new InetSocketAddress("127.0.0.1", 0));
+        try {
+            sink.setOption(StandardSocketOptions.SO_RCVBUF, 4 << 20);
+            sink.bind(new InetSocketAddress("127.0.0.1", 0));
+        } catch (IOException | RuntimeException e) {
+            sink.close();
+            throw e;
+        }
         this.sinkThread = new Thread(this::receiveAll, "loopback-sink");
         sinkThread.setDaemon(true);
         sinkThread.start();
@@ -71,7 +93,12 @@ public final class LoopbackLoad implements AutoCloseable {
      * @return how many of them the sink did not receive
      */
     public long send(InetSocketAddress target, long firstSeq, long count, int window) throws IOException {
-        long base = received.get();
+        if (firstSeq < 0 || count < 0 || window < 1) {
+            throw new IllegalArgumentException("firstSeq " + firstSeq + " and count " + count
+                    + " must not be negative, window " + window + " must be positive");
+        }
+        Range r = new Range(firstSeq, firstSeq + count);
+        range = r;
         long givenUp = 0; // counted lost to keep the window moving
         try (DatagramChannel sender = DatagramChannel.open()) {
             sender.setOption(StandardSocketOptions.SO_SNDBUF, 4 << 20);
@@ -79,28 +106,33 @@ public final class LoopbackLoad implements AutoCloseable {
             ByteBuffer out = ByteBuffer.allocateDirect(size);
             for (long i = 0; i < count; i++) {
                 long inFlight;
-                while ((inFlight = i - (received.get() - base) - givenUp) >= window) {
-                    givenUp += awaitProgress(inFlight);
+                while ((inFlight = i - r.arrived().get() - givenUp) >= window) {
+                    givenUp += awaitProgress(r.arrived(), inFlight);
                 }
                 fill(out, firstSeq + i);
                 sender.write(out);
             }
             long inFlight;
-            while ((inFlight = count - (received.get() - base) - givenUp) > 0) {
-                givenUp += awaitProgress(inFlight);
+            while ((inFlight = count - r.arrived().get() - givenUp) > 0) {
+                givenUp += awaitProgress(r.arrived(), inFlight);
             }
         }
-        return Math.max(0, count - (received.get() - base));
+        return Math.max(0, count - r.arrived().get());
     }
 
     /**
-     * Waits for the sink to receive one more datagram: 0 if it does, or {@code inFlight} (all of
-     * them given up as lost) if it makes no progress for {@value #STALL_MILLIS} ms.
+     * Waits for the sink to receive one more datagram of the current range: 0 if it does, or
+     * {@code inFlight} (all of them given up as lost) if it makes no progress for
+     * {@value #STALL_MILLIS} ms. Throws if the sink thread has failed.
      */
-    private long awaitProgress(long inFlight) {
-        long seen = received.get();
+    private long awaitProgress(AtomicLong arrived, long inFlight) {
+        long seen = arrived.get();
         long since = System.nanoTime();
-        while (received.get() == seen) {
+        while (arrived.get() == seen) {
+            Throwable failure = sinkFailure;
+            if (failure != null) {
+                throw new IllegalStateException("the sink failed", failure);
+            }
             if (System.nanoTime() - since > TimeUnit.MILLISECONDS.toNanos(STALL_MILLIS)) {
                 return inFlight;
             }
@@ -132,12 +164,16 @@ public final class LoopbackLoad implements AutoCloseable {
                 if (!intact(in)) {
                     corrupt.incrementAndGet();
                 }
+                Range r = range;
+                if (in.remaining() >= HEADER && r.contains(in.getLong(0))) {
+                    r.arrived().lazySet(r.arrived().get() + 1); // one writer: this thread
+                }
                 received.lazySet(received.get() + 1); // one writer: this thread
             }
         } catch (ClosedChannelException e) {
             // close(): done
-        } catch (IOException e) {
-            throw new IllegalStateException("the sink failed", e);
+        } catch (IOException | RuntimeException | Error e) {
+            sinkFailure = e; // the sender sees it in awaitProgress
         }
     }
 

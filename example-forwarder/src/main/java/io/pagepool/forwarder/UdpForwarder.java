@@ -81,6 +81,7 @@ public final class UdpForwarder implements AutoCloseable {
                     + ": 1, or more with EPOLL (recvmmsg), not " + transport);
         }
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, transport.newIoHandlerFactory());
+        boolean started = false;
         try {
             Thread thread = group.next().submit(Thread::currentThread).get();
             AtomicLong forwarded = new AtomicLong();
@@ -108,13 +109,16 @@ public final class UdpForwarder implements AutoCloseable {
                         }
                     })
                     .bind(bind).sync().channel();
-            return new UdpForwarder(group, channel, thread, forwarded);
+            UdpForwarder forwarder = new UdpForwarder(group, channel, thread, forwarded);
+            started = true;
+            return forwarder;
         } catch (ExecutionException e) {
-            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw new IllegalStateException("the event loop did not start", e.getCause());
-        } catch (InterruptedException | RuntimeException | Error e) {
-            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
-            throw e;
+        } finally {
+            if (!started) {
+                // Also on a failed bind, which sync() rethrows as the undeclared checked BindException.
+                group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            }
         }
     }
 

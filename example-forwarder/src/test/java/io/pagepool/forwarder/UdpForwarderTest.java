@@ -7,9 +7,13 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.netty.buffer.UnpooledByteBufAllocator;
 import io.pagepool.netty.PagePoolByteBufAllocator;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.DatagramChannel;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -119,6 +123,65 @@ class UdpForwarderTest {
         int exit = cmd.execute("--allocators", "pagepool,jemalloc");
         assertEquals(2, exit, "picocli's usage-error exit code");
         assertTrue(err.toString().contains("unknown allocator 'jemalloc'"), err::toString);
+    }
+
+    @Test
+    void demoRejectsQuickWithExplicitCounts() {
+        StringWriter err = new StringWriter();
+        CommandLine cmd = new CommandLine(new ForwarderDemo());
+        cmd.setErr(new PrintWriter(err));
+        assertEquals(2, cmd.execute("--quick", "--packets", "10"), err::toString);
+        assertTrue(err.toString().contains("--quick sets --packets and --warmup"), err::toString);
+    }
+
+    @Test
+    void theLoadRefusesAWindowThatCouldNeverOpen() throws Exception {
+        try (LoopbackLoad load = new LoopbackLoad(64)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> load.send(load.sinkAddress(), 0, 10, 0));
+            assertTrue(e.getMessage().contains("window 0 must be positive"), e::getMessage);
+        }
+    }
+
+    /**
+     * A send counts only its own sequence numbers: datagrams of another range arriving at the sink
+     * meanwhile (a warm-up's stragglers) neither move its window nor hide its losses.
+     */
+    @Test
+    void aSendCountsOnlyItsOwnDatagrams() throws Exception {
+        try (LoopbackLoad load = new LoopbackLoad(64);
+                DatagramChannel blackHole = DatagramChannel.open().bind(ANY_LOOPBACK_PORT);
+                DatagramChannel other = DatagramChannel.open().connect(load.sinkAddress())) {
+            AtomicBoolean stop = new AtomicBoolean();
+            Thread strays = new Thread(() -> {
+                ByteBuffer datagram = ByteBuffer.allocate(64);
+                for (long seq = 1_000_000; !stop.get(); seq++) {
+                    datagram.clear();
+                    datagram.putLong(seq);
+                    for (int i = LoopbackLoad.HEADER; i < 64; i++) {
+                        datagram.put(LoopbackLoad.patternByte(seq, i));
+                    }
+                    datagram.flip();
+                    try {
+                        other.write(datagram);
+                        Thread.sleep(1);
+                    } catch (IOException | InterruptedException e) {
+                        return;
+                    }
+                }
+            });
+            strays.start();
+            try {
+                // Nothing reads the black hole: all 100 are lost, however many strays the sink gets.
+                long lost = load.send((InetSocketAddress) blackHole.getLocalAddress(), 0, 100, 10);
+                assertEquals(100, lost);
+            } finally {
+                stop.set(true);
+                strays.join();
+            }
+            assertTrue(load.received() > 0, "the strays did arrive at the sink");
+            assertEquals(0, load.corrupt());
+        }
     }
 
     @Test
