@@ -125,7 +125,7 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * only pools objects on {@code FastThreadLocalThread}s and by default keeps one new object in
  * eight, so plain threads would allocate a buffer object per call.
  *
- * <p>Thread safety: {@link #newBuffer}, {@link #bind}, {@link #parkOnOwner}, {@link #letGoOfTracked},
+ * <p>Thread safety: {@link #newBuffer}, {@link #takeParked}, {@link #bind}, {@link #parkOnOwner}, {@link #letGoOfTracked},
  * {@link #takeView} and {@link #parkView} on the owner thread only;
  * {@link #returnFromOtherThread}, {@link #releaseFrag}, {@link #releasePage},
  * {@link #recycleObject} and {@link #requestGiveBack} from any thread;
@@ -321,9 +321,10 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
 
     /**
      * The fast path: a parked buffer of {@code initialCapacity}'s park class, from the hot slot or a
-     * pop from the class's stack, made ready for use; null if there is none. It calls nothing, so
-     * that with it inlined the caller's only call is its own slow path (every call on an inlined
-     * path makes the JIT keep the caller's values in memory around it).
+     * pop from the class's stack, made ready for use; null if there is none. It calls nothing the
+     * JIT does not inline ({@code reuse} and the size-class arithmetic are small), so that with it
+     * inlined the caller's only call is its own slow path (every call on an inlined path makes the
+     * JIT keep the caller's values in memory around it).
      */
     PagePoolByteBuf takeParked(int initialCapacity, int maxCapacity) {
         int c = initialCapacity <= maxFragSize ? sizeClass(initialCapacity) : largeParkClass(initialCapacity);

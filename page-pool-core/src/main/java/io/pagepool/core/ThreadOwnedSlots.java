@@ -41,10 +41,12 @@ public final class ThreadOwnedSlots<T extends ThreadOwnedSlots.Owned> {
     private final T[] slots;
 
     /**
-     * A table over {@code slots}, an empty array whose length is a power of two. A caller on a hot
-     * path may keep its own reference to the array, typed with the exact class, and look up with
-     * {@link #get(Owned[])}: the JIT then knows the type of what it loads and needs no cast check
-     * (three instructions of an allocation fast path). The caller never writes the array itself.
+     * A table over {@code slots}, a new (all-null) array of exactly {@code T}'s class whose length
+     * is a power of two (an array of a subclass would make {@link #claim} throw
+     * {@code ArrayStoreException}). A caller on a hot path may keep its own reference to the array,
+     * typed with the exact class, and look up with {@link #get(Owned[])}: the JIT then knows the
+     * type of what it loads and needs no cast check (three instructions of an allocation fast
+     * path). The caller never writes the array itself.
      */
     public ThreadOwnedSlots(T[] slots) {
         int size = slots.length;
