@@ -327,7 +327,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
      * JIT keep the caller's values in memory around it).
      */
     PagePoolByteBuf takeParked(int initialCapacity, int maxCapacity) {
-        int c = initialCapacity <= maxFragSize ? sizeClass(initialCapacity) : largeParkClass(initialCapacity);
+        int c = parkClass(initialCapacity);
         PagePoolByteBuf buf;
         if (hotClass == c) {
             hotClass = -1;
