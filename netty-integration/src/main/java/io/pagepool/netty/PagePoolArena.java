@@ -126,9 +126,9 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * eight, so plain threads would allocate a buffer object per call.
  *
  * <p>Thread safety: {@link #newBuffer}, {@link #takeParked}, {@link #bind}, {@link #parkOnOwner}, {@link #letGoOfTracked},
- * {@link #takeView} and {@link #parkView} on the owner thread only;
+ * {@link #takeView} on the owner thread only;
  * {@link #returnFromOtherThread}, {@link #releaseFrag}, {@link #releasePage},
- * {@link #recycleObject} and {@link #requestGiveBack} from any thread;
+ * {@link #recycleObject}, {@link #recycleView} and {@link #requestGiveBack} from any thread;
  * {@link #close()} on the owner thread or after it ended.
  */
 final class PagePoolArena extends ThreadOwnedSlots.Owned {
@@ -201,6 +201,8 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
      */
     private final PagePoolDerivedByteBuf[] views;
     private int viewCount;
+    /** Views released on other threads, on their way back to {@link #views}: drained when it is empty. */
+    private final MpscAtomicArrayQueue<PagePoolDerivedByteBuf> returnedViews;
     private volatile boolean closed;
     /**
      * {@link #closed} as the owner thread sees it. Both are written by {@link #close()}, which runs
@@ -270,6 +272,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         this.freeIds = new int[ids];
         this.returnedObjects = new MpscAtomicArrayQueue<>(Math.max(2, objectCacheSize));
         this.views = new PagePoolDerivedByteBuf[objectCacheSize];
+        this.returnedViews = new MpscAtomicArrayQueue<>(Math.max(2, objectCacheSize));
         this.ownerExecutor = Thread.currentThread() == owner ? ThreadExecutorMap.currentExecutor() : null;
     }
 
@@ -767,11 +770,14 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         pool.putPage(pfn, 0, Thread.currentThread() == owner);
     }
 
-    /** Owner thread: a released view to reuse, or null. */
+    /** Owner thread: a released view to reuse (from the stack, else from the views other threads sent back), or null. */
     PagePoolDerivedByteBuf takeView() {
         int n = viewCount;
         if (n == 0) {
-            return null;
+            n = drainReturnedViews();
+            if (n == 0) {
+                return null;
+            }
         }
         viewCount = n - 1;
         PagePoolDerivedByteBuf view = views[n - 1];
@@ -779,10 +785,32 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         return view;
     }
 
-    /** Owner thread: a released view onto the stack if there is room, else to the garbage collector. */
-    void parkView(PagePoolDerivedByteBuf view) {
-        if (viewCount < views.length && !closedOnOwner) {
-            views[viewCount++] = view;
+    /** Owner thread, view stack empty: moves the views released on other threads onto it; the new count. */
+    private int drainReturnedViews() {
+        if (closedOnOwner) {
+            return 0;
+        }
+        int n = 0;
+        PagePoolDerivedByteBuf view;
+        while (n < views.length && (view = returnedViews.relaxedPoll()) != null) {
+            views[n++] = view;
+        }
+        viewCount = n;
+        return n;
+    }
+
+    /**
+     * A view of this arena's buffers is released (its count reached 0, its fields cleared): onto the
+     * owner's stack on the owner thread, else into the queue the owner drains when its stack runs
+     * dry. Dropped for the garbage collector when the stack or the queue is full, or after close.
+     */
+    void recycleView(PagePoolDerivedByteBuf view) {
+        if (Thread.currentThread() == owner) {
+            if (viewCount < views.length && !closedOnOwner) {
+                views[viewCount++] = view;
+            }
+        } else if (!closed) {
+            returnedViews.offer(view);
         }
     }
 
@@ -831,6 +859,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             objectCount = 0;
             Arrays.fill(views, null);
             viewCount = 0;
+            returnedViews.clear();
             Arrays.fill(byId, null); // buffers still out keep their ids: after close they are never parked
         }
     }

@@ -29,8 +29,9 @@ import java.nio.channels.ScatteringByteChannel;
  *   parent.retainedSlice(i, n)  -&gt; parent.retain(); view from the root's arena (owner thread) or new;
  *                                  view count 1, indexes 0 and n
  *   view.retain() / release()   -&gt; the view's own count (CAS); the parent's is untouched
- *   view count reaches 0        -&gt; parent.release(); the view forgets parent and root and goes back
- *                                  to the arena's stack if released on the owner thread
+ *   view count reaches 0        -&gt; the view forgets parent and root and goes back to the arena (its
+ *                                  stack on the owner thread, its queue of returned views elsewhere);
+ *                                  then parent.release()
  * </pre>
  * {@code parent} is the buffer the view was taken from and holds one reference of it (another view,
  * for a slice of a slice); {@code root} is the {@link PagePoolByteBuf} that owns the memory. Every
@@ -40,7 +41,9 @@ import java.nio.channels.ScatteringByteChannel;
  * slices); a duplicate's capacity is the root's.
  *
  * <p>Thread safety: as any Netty buffer, not thread-safe except for reference counting. A view
- * released on a thread other than its arena's owner is left to the garbage collector.
+ * released on a thread other than its arena's owner goes back through the arena's queue of
+ * returned views (as a proxy's frames do, released on the event loop that wrote them out); a view
+ * made on a thread other than the owner is a new object, left to the garbage collector.
  */
 final class PagePoolDerivedByteBuf extends PagePoolDirectByteBuf {
 
@@ -54,7 +57,7 @@ final class PagePoolDerivedByteBuf extends PagePoolDirectByteBuf {
         }
     }
 
-    /** Arena whose stack this view returns to; null for views made off the owner thread. */
+    /** Arena whose stack (or queue, from other threads) this view returns to; null for views made off the owner thread. */
     private final PagePoolArena home;
     private volatile int refCnt;
     private ByteBufAllocator alloc;
@@ -184,8 +187,8 @@ final class PagePoolDerivedByteBuf extends PagePoolDirectByteBuf {
                 slice = true;
                 parent = null;
                 root = null;
-                if (home != null && Thread.currentThread() == home.owner) {
-                    home.parkView(this);
+                if (home != null) {
+                    home.recycleView(this); // fields cleared first: the owner may hand it out at once
                 }
                 p.release();
                 return true;

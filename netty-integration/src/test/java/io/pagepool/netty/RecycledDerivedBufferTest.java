@@ -11,7 +11,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.netty.buffer.ByteBuf;
 import io.netty.util.IllegalReferenceCountException;
 import io.netty.util.ResourceLeakDetector;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicReference;
+import org.jctools.queues.SpscArrayQueue;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -202,5 +208,96 @@ class RecycledDerivedBufferTest {
         assertEquals(0, buf.refCnt(), "the view's release on the other thread was the buffer's last");
         // The memory came home through the owner's queue; allocating drains it.
         alloc.directBuffer(2048).release();
+    }
+
+    /**
+     * A proxy's frames: views made on the owner thread and released on another (the event loop that
+     * wrote them out) come back to the owner through its queue, so its next views are those objects,
+     * each showing only its new range.
+     */
+    @Test
+    void viewsReleasedOnAnotherThreadAreTheOwnersNextViews() throws Exception {
+        PagePoolByteBuf buf = newRaw(2048);
+        int n = 8;
+        Set<ByteBuf> released = Collections.newSetFromMap(new IdentityHashMap<>());
+        List<ByteBuf> views = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            ByteBuf view = buf.retainedSlice(i * 100, 100);
+            views.add(view);
+            released.add(view);
+        }
+        assertEquals(1 + n, buf.refCnt());
+        Thread other = new Thread(() -> views.forEach(ByteBuf::release), "releases-views");
+        other.start();
+        other.join(10_000);
+        assertEquals(1, buf.refCnt(), "each view gave its parent reference back on the other thread");
+
+        List<ByteBuf> again = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            ByteBuf view = i % 2 == 0 ? buf.retainedSlice(1000 + i, 10) : buf.retainedDuplicate();
+            assertTrue(released.contains(view), "view " + i + " is a new object: the released ones did not come back");
+            assertFalse(again.stream().anyMatch(v -> v == view), "view " + i + " was handed out twice");
+            assertEquals(1, view.refCnt());
+            if (i % 2 == 0) {
+                assertEquals(10, view.capacity());
+                assertEquals((byte) ((1000 + i) * 7), view.getByte(0), "the reused view must show its new range");
+            } else {
+                assertEquals(2048, view.capacity());
+                assertEquals((byte) (5 * 7), view.getByte(5));
+            }
+            again.add(view);
+        }
+        again.forEach(v -> assertTrue(v.release()));
+        assertTrue(buf.release());
+    }
+
+    /**
+     * The owner makes views while another thread releases them, both at full speed: no view is
+     * handed out while still in use, every view sees its own range, every parent reference comes
+     * back, and the views are recycled rather than made anew.
+     */
+    @Test
+    void viewsRecycledAcrossThreadsAreNeverHandedOutTwice() throws Exception {
+        PagePoolByteBuf buf = newRaw(2048);
+        int frames = 200_000;
+        Set<ByteBuf> live = Collections.synchronizedSet(Collections.newSetFromMap(new IdentityHashMap<>()));
+        Set<ByteBuf> distinct = Collections.newSetFromMap(new IdentityHashMap<>());
+        SpscArrayQueue<ByteBuf> handoff = new SpscArrayQueue<>(256);
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread releaser = new Thread(() -> {
+            try {
+                for (int done = 0; done < frames; ) {
+                    ByteBuf view = handoff.poll();
+                    if (view == null) {
+                        Thread.onSpinWait();
+                        continue;
+                    }
+                    assertTrue(live.remove(view), "a view not in use was passed on");
+                    assertTrue(view.release());
+                    done++;
+                }
+            } catch (Throwable t) {
+                failure.set(t);
+            }
+        }, "releases-views");
+        releaser.start();
+        for (int i = 0; i < frames && failure.get() == null; i++) {
+            int offset = i % 1900;
+            ByteBuf view = buf.retainedSlice(offset, 100);
+            assertTrue(live.add(view), () -> "a view still in use was handed out again: " + view);
+            distinct.add(view);
+            assertEquals((byte) (offset * 7), view.getByte(0));
+            assertEquals((byte) ((offset + 99) * 7), view.getByte(99));
+            while (!handoff.offer(view)) {
+                Thread.onSpinWait();
+            }
+        }
+        releaser.join(60_000);
+        assertEquals(null, failure.get());
+        assertTrue(live.isEmpty(), "every view was released");
+        assertEquals(1, buf.refCnt(), "every view gave its parent reference back");
+        assertTrue(distinct.size() < frames / 10,
+                () -> distinct.size() + " view objects for " + frames + " frames: views released on the other thread were not recycled");
+        assertTrue(buf.release());
     }
 }
