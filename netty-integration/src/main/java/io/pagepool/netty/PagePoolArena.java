@@ -126,7 +126,7 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * eight, so plain threads would allocate a buffer object per call.
  *
  * <p>Thread safety: {@link #newBuffer}, {@link #takeParked}, {@link #bind}, {@link #parkOnOwner}, {@link #letGoOfTracked},
- * {@link #takeView} on the owner thread only;
+ * {@link #takeView} and {@link #trim} on the owner thread only;
  * {@link #returnFromOtherThread}, {@link #releaseFrag}, {@link #releasePage},
  * {@link #recycleObject}, {@link #recycleView} and {@link #requestGiveBack} from any thread;
  * {@link #close()} on the owner thread or after it ended.
@@ -569,6 +569,23 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             reclaimParked();
             pages.drainCpuCaches(); // what reclaimParked freed on this thread is otherwise out of others' reach
         }
+    }
+
+    /**
+     * Owner thread, on request ({@link PagePoolByteBufAllocator#trimCurrentThreadCache}): gives back
+     * what this arena keeps for reuse, as when memory runs out ({@link #reclaimParked()}), and drains
+     * this thread's per-CPU page sets. Buffers in use keep their memory; spare objects stay.
+     *
+     * @return true if any memory was given back
+     */
+    boolean trim() {
+        if (closedOnOwner) {
+            return false;
+        }
+        giveBackRequested.set(false); // answered here
+        boolean any = reclaimParked();
+        pages.drainCpuCaches();
+        return any;
     }
 
     private boolean tryBind(PagePoolByteBuf buf, int capacity) {

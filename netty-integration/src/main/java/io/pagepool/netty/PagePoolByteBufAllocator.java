@@ -251,6 +251,32 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         }
     }
 
+    /**
+     * Gives back the memory the calling thread's arena keeps for reuse: buffers parked with their
+     * memory (fragments, pages, blocks), buffers other threads released and queued for it, the
+     * thread's page pool cache and its per-CPU page sets. Buffers in use are not touched, and the
+     * thread's next buffers are carved afresh. As Netty's
+     * {@code PooledByteBufAllocator.trimCurrentThreadCache()}, for a plain thread about to idle: an
+     * arena gives its memory back by itself only when another arena runs out (an event loop at once,
+     * a plain thread at its next allocation), so an idle plain thread otherwise keeps up to
+     * {@code fragmentCacheSize} fragments per size class and {@code blockCacheSize} buffers per page
+     * or block order bound to their memory.
+     *
+     * @return true if the calling thread has an arena of this allocator, which was trimmed; false
+     *         if it has none (none is created)
+     */
+    public boolean trimCurrentThreadCache() {
+        PagePoolArena arena = arenaSlots.get();
+        if (arena == null && arenas.isSet()) {
+            arena = arenas.get();
+        }
+        if (arena == null || arena.isClosed()) {
+            return false;
+        }
+        arena.trim();
+        return true;
+    }
+
     @Override
     public boolean reapEndedThreads() {
         synchronized (registry) {

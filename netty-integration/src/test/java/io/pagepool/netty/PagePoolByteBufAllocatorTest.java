@@ -344,6 +344,59 @@ class PagePoolByteBufAllocatorTest {
         alloc.close(); // throws if a fragment was lost
     }
 
+    /**
+     * {@code trimCurrentThreadCache()} gives back everything the calling thread keeps for reuse
+     * (parked fragments, pages and blocks, the pool's cached pages, its per-CPU page sets) and
+     * nothing in use; a thread without an arena gets false, and no arena.
+     */
+    @Test
+    void trimCurrentThreadCacheGivesBackWhatTheThreadKeepsAndNothingInUse() throws Exception {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(16L * MIB).build();
+        assertFalse(alloc.trimCurrentThreadCache(), "this thread has no arena yet");
+        assertTrue(alloc.metric().arenas().isEmpty(), "trimming must not make an arena");
+
+        ByteBuf kept = alloc.directBuffer(2048);
+        fill(kept, 7);
+        releaseAll(allocate(alloc, 1024, 40));
+        releaseAll(allocate(alloc, 4096, 20));
+        releaseAll(allocate(alloc, 16384, 10));
+        PagePoolByteBufAllocatorMetric.ArenaMetric before = arena(alloc);
+        assertTrue(before.cachedFragments() > 0 && before.cachedBlocks() > 0, () -> "parked: " + before);
+        long usedBefore = alloc.metric().usedDirectMemory();
+
+        assertTrue(alloc.trimCurrentThreadCache());
+        PagePoolByteBufAllocatorMetric.ArenaMetric after = arena(alloc);
+        assertEquals(0, after.cachedFragments(), () -> "fragments given back: " + after);
+        assertEquals(0, after.cachedBlocks(), () -> "pages and blocks given back: " + after);
+        assertEquals(0, alloc.metric().pagesParkedInPools(), () -> "the pool's cache given back: " + after);
+        long pageSize = alloc.pageAllocator().pageSize();
+        long used = alloc.metric().usedDirectMemory();
+        assertTrue(used <= 2 * pageSize && used < usedBefore,
+                () -> "only the kept buffer's page (and the pool's current fragment page) stay in use: " + used
+                        + " bytes of " + usedBefore + " before; " + alloc.metric());
+        verify(kept, 7);
+
+        List<ByteBuf> again = allocate(alloc, 1024, 40); // served afresh after the trim
+        for (int i = 0; i < again.size(); i++) {
+            fill(again.get(i), i);
+        }
+        for (int i = 0; i < again.size(); i++) {
+            verify(again.get(i), i);
+        }
+        releaseAll(again);
+        verify(kept, 7);
+        kept.release();
+
+        AtomicReference<Boolean> otherThread = new AtomicReference<>();
+        Thread other = new Thread(() -> otherThread.set(alloc.trimCurrentThreadCache()), "no-arena");
+        other.start();
+        other.join(10_000);
+        assertEquals(Boolean.FALSE, otherThread.get(), "a thread that never allocated has nothing to trim");
+        assertEquals(1, alloc.metric().arenas().size(), "and still has no arena");
+        alloc.close(); // throws if a page is still allocated
+        assertFalse(alloc.trimCurrentThreadCache(), "a closed allocator has no arenas");
+    }
+
     private static List<ByteBuf> allocate(PagePoolByteBufAllocator alloc, int size, int count) {
         List<ByteBuf> bufs = new ArrayList<>();
         for (int i = 0; i < count; i++) {
