@@ -362,18 +362,38 @@ final class BenchmarkDocs {
                 && x.param("size").equals("2048"));
     }
 
-    /** One row per allocator: a frame's {@code readRetainedSlice} + release. */
+    /**
+     * One row per allocator: a frame's {@code readRetainedSlice} + release on one thread, and sliced
+     * on one thread, released on another ({@code crossThread}, whose per-frame heap bytes are twice
+     * JMH's norm: each frame counts one operation on each of the two threads).
+     */
     private String retainedSliceTable() {
-        StringBuilder t = new StringBuilder("| allocator | ns per frame | heap per frame |\n|---|---|---|\n");
+        StringBuilder t = new StringBuilder("| allocator | one thread: ns per frame | heap per frame "
+                + "| sliced on one thread, released on another: ns per frame | heap per frame |\n|---|---|---|---|---|\n");
         for (String a : ALLOCATORS) {
-            JmhResult r = find(retainedSlice, x -> x.benchmark().equals("RetainedSliceBenchmark.readRetainedSlices")
+            JmhResult one = find(retainedSlice, x -> x.benchmark().equals("RetainedSliceBenchmark.readRetainedSlices")
                     && x.param("allocator").equals(a));
-            if (r != null) {
-                t.append("| ").append(a).append(" | ").append(scoreWithError(r)).append(" | ").append(bytes(r))
+            JmhResult cross = find(retainedSlice, x -> x.benchmark().equals("RetainedSliceBenchmark.crossThread")
+                    && x.param("allocator").equals(a));
+            if (one != null || cross != null) {
+                t.append("| ").append(a)
+                        .append(" | ").append(one == null ? "—" : scoreWithError(one))
+                        .append(" | ").append(one == null ? "—" : bytes(one))
+                        .append(" | ").append(cross == null ? "—" : scoreWithError(cross))
+                        .append(" | ").append(cross == null ? "—" : bytesPerFrameOfTwoThreads(cross))
                         .append(" |\n");
             }
         }
         return t.toString();
+    }
+
+    /** Heap bytes per frame of a two-thread group in which both threads count each frame. */
+    static String bytesPerFrameOfTwoThreads(JmhResult r) {
+        double b = 2 * r.secondary("gc.alloc.rate.norm");
+        if (Double.isNaN(b)) {
+            return "— B";
+        }
+        return String.format(Locale.ROOT, b < 1 ? "%.2f B" : "%.0f B", b);
     }
 
     private String refCountCost() {
