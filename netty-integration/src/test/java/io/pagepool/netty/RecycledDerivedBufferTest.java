@@ -4,11 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.channel.EventLoop;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
 import io.netty.util.IllegalReferenceCountException;
 import io.netty.util.ResourceLeakDetector;
 import java.util.ArrayList;
@@ -16,6 +20,8 @@ import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.jctools.queues.SpscArrayQueue;
 import org.junit.jupiter.api.AfterAll;
@@ -27,7 +33,7 @@ import org.junit.jupiter.api.Test;
  * {@code retainedSlice} and {@code retainedDuplicate} of a pagepool buffer return recycled views
  * ({@link PagePoolDerivedByteBuf}) with their own reference count. The contract cases check them
  * against Netty's own buffers; these check what is particular to recycling: the view object comes
- * back, its count is its own, releases go up a chain of views exactly once, a duplicate follows its
+ * back (also when released on another thread or event loop), its count is its own, releases go up a chain of views exactly once, a duplicate follows its
  * root when the root moves, and a recycled view shows nothing of its previous use. Leak detection is
  * off here, so that the buffers are ours rather than the detector's wrappers and view objects can
  * be compared.
@@ -299,5 +305,68 @@ class RecycledDerivedBufferTest {
         assertTrue(distinct.size() < frames / 10,
                 () -> distinct.size() + " view objects for " + frames + " frames: views released on the other thread were not recycled");
         assertTrue(buf.release());
+    }
+
+    /**
+     * The same on two Netty event loops, as in a proxy: loop 0 receives (allocates) a buffer, cuts it
+     * into frames with {@code readRetainedSlice} and hands each frame to loop 1 as a task; loop 1
+     * checks the frame's bytes and releases it. The frames come back to loop 0 as views, so loop 0
+     * makes few view objects; every page comes back when the loops end (the allocator's close,
+     * after each test, checks that).
+     */
+    @Test
+    void framesReleasedOnAnotherEventLoopComeBackAsViews() throws Exception {
+        MultiThreadIoEventLoopGroup group = new MultiThreadIoEventLoopGroup(2, NioIoHandler.newFactory());
+        EventLoop receiver = group.next();
+        EventLoop sender = group.next();
+        int rounds = 50;
+        int buffersPerRound = 100;
+        int framesPerBuffer = 4;
+        int frame = 500;
+        int frames = rounds * buffersPerRound * framesPerBuffer;
+        Set<ByteBuf> views = Collections.synchronizedSet(Collections.newSetFromMap(new IdentityHashMap<>()));
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        try {
+            for (int r = 0; r < rounds && failure.get() == null; r++) {
+                int round = r;
+                CountDownLatch released = new CountDownLatch(buffersPerRound * framesPerBuffer);
+                receiver.submit(() -> {
+                    for (int b = 0; b < buffersPerRound; b++) {
+                        int seed = round * buffersPerRound + b;
+                        ByteBuf received = alloc.directBuffer(frame * framesPerBuffer);
+                        for (int i = 0; i < received.capacity(); i++) {
+                            received.writeByte(seed + i);
+                        }
+                        for (int f = 0; f < framesPerBuffer; f++) {
+                            int first = seed + f * frame;
+                            ByteBuf view = received.readRetainedSlice(frame);
+                            views.add(view);
+                            sender.execute(() -> {
+                                try {
+                                    for (int i = 0; i < frame; i += 37) {
+                                        assertEquals((byte) (first + i), view.getByte(i), "frame byte " + i);
+                                    }
+                                    assertTrue(view.release(), "the frame's only reference");
+                                } catch (Throwable t) {
+                                    failure.compareAndSet(null, t);
+                                } finally {
+                                    released.countDown();
+                                }
+                            });
+                        }
+                        received.release(); // the frames hold the buffer until loop 1 releases the last
+                    }
+                }).get(30, TimeUnit.SECONDS);
+                assertTrue(released.await(30, TimeUnit.SECONDS), "loop 1 did not release round " + round);
+            }
+            assertNull(failure.get(), () -> "failure: " + failure.get());
+            assertTrue(views.size() <= 2 * buffersPerRound * framesPerBuffer,
+                    () -> views.size() + " view objects for " + frames
+                            + " frames: frames released on the other loop did not come back");
+            assertEquals(0, alloc.metric().fallbackAllocations(), "every buffer came from the pools");
+        } finally {
+            assertTrue(group.shutdownGracefully(0, 5, TimeUnit.SECONDS).awaitUninterruptibly(20, TimeUnit.SECONDS),
+                    "the event loops did not terminate");
+        }
     }
 }
