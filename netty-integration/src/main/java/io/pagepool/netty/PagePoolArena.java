@@ -563,18 +563,17 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         }
     }
 
-    /** Owner thread: answers {@link #requestGiveBack}, and drains this thread's per-CPU page sets too. */
+    /** Owner thread: answers {@link #requestGiveBack} with a {@link #trim}. */
     private void giveBackOnOwner() {
-        if (giveBackRequested.getAndSet(false) && !closedOnOwner) {
-            reclaimParked();
-            pages.drainCpuCaches(); // what reclaimParked freed on this thread is otherwise out of others' reach
+        if (giveBackRequested.get()) {
+            trim();
         }
     }
 
     /**
-     * Owner thread, on request ({@link PagePoolByteBufAllocator#trimCurrentThreadCache}): gives back
-     * what this arena keeps for reuse, as when memory runs out ({@link #reclaimParked()}), and drains
-     * this thread's per-CPU page sets. Buffers in use keep their memory; spare objects stay.
+     * Owner thread, on request ({@link PagePoolByteBufAllocator#trimCurrentThreadCache}, or another
+     * arena's {@link #requestGiveBack}): gives back what this arena keeps for reuse, as when memory
+     * runs out ({@link #reclaimParked()}), and drains this thread's per-CPU page sets. Buffers in use keep their memory; spare objects stay.
      *
      * @return true if any memory was given back
      */
@@ -582,9 +581,9 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         if (closedOnOwner) {
             return false;
         }
-        giveBackRequested.set(false); // answered here
+        giveBackRequested.set(false); // a pending request is answered here too
         boolean any = reclaimParked();
-        pages.drainCpuCaches();
+        pages.drainCpuCaches(); // what reclaimParked freed on this thread is otherwise out of others' reach
         return any;
     }
 
