@@ -30,13 +30,24 @@ final class BenchmarkDocs {
     private final List<JmhResult> oldGen;
     /** {@code RetainedSliceBenchmark}. */
     private final List<JmhResult> retainedSlice;
+    /** {@code ByteBufAllocatorBenchmark} again, every case, on JDK 25 (the other sets run on JDK 17). */
+    private final List<JmhResult> jdk25;
+    /** 2 KiB batches of 64 on JDK 17 under each collector, by collector name. */
+    private final Map<String, List<JmhResult>> collectors;
 
     BenchmarkDocs(List<JmhResult> poolAndNetty, List<JmhResult> seed, List<JmhResult> oldGen,
-            List<JmhResult> retainedSlice) {
+            List<JmhResult> retainedSlice, List<JmhResult> jdk25, Map<String, List<JmhResult>> collectors) {
         this.poolAndNetty = poolAndNetty;
         this.seed = seed;
         this.oldGen = oldGen;
         this.retainedSlice = retainedSlice;
+        for (JmhResult r : jdk25) {
+            if (!r.vm().contains(" 25")) {
+                throw new IllegalStateException("the JDK 25 results hold a run on " + r.vm() + ": " + r.benchmark());
+            }
+        }
+        this.jdk25 = jdk25;
+        this.collectors = collectors;
     }
 
     /** Every generated section, by marker name, in document order. */
@@ -51,6 +62,8 @@ final class BenchmarkDocs {
         s.put("refcount-cost", refCountCost());
         s.put("old-gen", oldGenTable());
         s.put("retained-slice", retainedSliceTable());
+        s.put("jdk25", jdk25Table());
+        s.put("collectors", collectorTable());
         return s;
     }
 
@@ -153,15 +166,11 @@ final class BenchmarkDocs {
         target(t, "#3", "0 B/op on every pool path", maxBytes("PagePoolBenchmark.", null),
                 maxBytesValue("PagePoolBenchmark.", null) < ZERO_BYTES);
         for (String[] b : new String[][] {{"allocRelease", "same thread"}, {"batch64", "batches of 64"}}) {
-            JmhResult ours = nettyResult("ByteBufAllocatorBenchmark." + b[0], "pagepool", "2048");
-            JmhResult adaptive = nettyResult("ByteBufAllocatorBenchmark." + b[0], "adaptive", "2048");
-            if (ours != null && adaptive != null) {
-                target(t, "#4", b[1] + ", 2 KiB: at most 10 ns per buffer", String.format(Locale.ROOT, "%.1f ns",
-                        ours.score()), ours.score() <= 10);
-                double x = adaptive.score() / ours.score();
-                target(t, "#4", b[1] + ", 2 KiB: at least 5x faster than Adaptive", String.format(Locale.ROOT,
-                        "%.1fx (%.1f vs %.1f ns)", x, ours.score(), adaptive.score()), x >= 5);
-            }
+            String benchmark = "ByteBufAllocatorBenchmark." + b[0];
+            sameThreadTargets(t, b[1], nettyResult(benchmark, "pagepool", "2048"),
+                    nettyResult(benchmark, "adaptive", "2048"));
+            sameThreadTargets(t, b[1] + " (JDK 25)", jdk25Result(benchmark, "pagepool", "2048"),
+                    jdk25Result(benchmark, "adaptive", "2048"));
         }
         double worstCross = Double.MAX_VALUE;
         String worstCrossAt = "";
@@ -180,6 +189,18 @@ final class BenchmarkDocs {
         target(t, "#4", "0 B/op for pagepool buffers", maxBytes("ByteBufAllocatorBenchmark.", "pagepool"),
                 maxBytesValue("ByteBufAllocatorBenchmark.", "pagepool") < ZERO_BYTES);
         return t.toString();
+    }
+
+    /** Issue #4's two same-thread targets for one benchmark at 2 KiB; nothing if a result is missing. */
+    private static void sameThreadTargets(StringBuilder t, String what, JmhResult ours, JmhResult adaptive) {
+        if (ours == null || adaptive == null) {
+            return;
+        }
+        target(t, "#4", what + ", 2 KiB: at most 10 ns per buffer", String.format(Locale.ROOT, "%.1f ns",
+                ours.score()), ours.score() <= 10);
+        double x = adaptive.score() / ours.score();
+        target(t, "#4", what + ", 2 KiB: at least 5x faster than Adaptive", String.format(Locale.ROOT,
+                "%.1fx (%.1f vs %.1f ns)", x, ours.score(), adaptive.score()), x >= 5);
     }
 
     private static void target(StringBuilder t, String issue, String target, String measured, boolean met) {
@@ -357,6 +378,44 @@ final class BenchmarkDocs {
         t.append('\n');
     }
 
+    /** Every case of {@code ByteBufAllocatorBenchmark} on JDK 25, one row per benchmark and size. */
+    private String jdk25Table() {
+        StringBuilder t = allocatorTableHeader("JDK 25");
+        for (String[] b : new String[][] {{"allocRelease", "one thread"}, {"batch64", "batches of 64"},
+                {"crossThread", "cross-thread"}}) {
+            String benchmark = "ByteBufAllocatorBenchmark." + b[0];
+            for (String size : sizes(jdk25, benchmark)) {
+                allocatorRow(t, b[1] + ", " + size + " B", a -> jdk25Result(benchmark, a, size));
+            }
+        }
+        return t.toString();
+    }
+
+    /** 2 KiB batches of 64 under each JDK 17 collector, then JDK 25's G1 row from {@link #jdk25}. */
+    private String collectorTable() {
+        StringBuilder t = new StringBuilder("| 2 KiB, batches of 64 | pagepool | adaptive | Adaptive ÷ pagepool |\n"
+                + "|---|---|---|---|\n");
+        for (Map.Entry<String, List<JmhResult>> e : collectors.entrySet()) {
+            collectorRow(t, "JDK 17, " + e.getKey(), a -> find(e.getValue(), x -> x.param("allocator").equals(a)));
+        }
+        collectorRow(t, "JDK 25, G1 (table above)", a -> jdk25Result("ByteBufAllocatorBenchmark.batch64", a, "2048"));
+        return t.toString();
+    }
+
+    private static void collectorRow(StringBuilder t, String label, Function<String, JmhResult> resultOf) {
+        JmhResult ours = resultOf.apply("pagepool");
+        JmhResult adaptive = resultOf.apply("adaptive");
+        if (ours != null && adaptive != null) {
+            t.append(String.format(Locale.ROOT, "| %s | %s, %s | %s, %s | %.1fx |%n", label, scoreWithError(ours),
+                    bytes(ours), scoreWithError(adaptive), bytes(adaptive), adaptive.score() / ours.score()));
+        }
+    }
+
+    private JmhResult jdk25Result(String benchmark, String allocator, String size) {
+        return find(jdk25, x -> x.benchmark().equals(benchmark) && x.param("allocator").equals(allocator)
+                && x.param("size").equals(size));
+    }
+
     private JmhResult oldGenResult(String benchmark, String allocator) {
         return find(oldGen, x -> x.benchmark().equals(benchmark) && x.param("allocator").equals(allocator)
                 && x.param("size").equals("2048"));
@@ -416,8 +475,12 @@ final class BenchmarkDocs {
     }
 
     List<String> sizes(String benchmark) {
+        return sizes(poolAndNetty, benchmark);
+    }
+
+    private static List<String> sizes(List<JmhResult> results, String benchmark) {
         List<String> sizes = new ArrayList<>();
-        for (JmhResult r : poolAndNetty) {
+        for (JmhResult r : results) {
             if (r.benchmark().equals(benchmark) && !sizes.contains(r.param("size"))) {
                 sizes.add(r.param("size"));
             }

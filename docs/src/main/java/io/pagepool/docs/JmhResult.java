@@ -26,9 +26,10 @@ import java.util.Map;
  * @param unit       primary score's unit
  * @param secondary  secondary metrics by label ({@code gc.alloc.rate.norm}, aux counters, group members)
  * @param vm         JVM name and version as JMH recorded them
+ * @param jvmArgs    the forked JVM's arguments as JMH recorded them
  */
 record JmhResult(String benchmark, int threads, Map<String, String> params, double score, double error, String unit,
-        Map<String, Metric> secondary, String vm) {
+        Map<String, Metric> secondary, String vm, List<String> jvmArgs) {
 
     /** A secondary metric: its score and, per fork, its per-iteration values. */
     record Metric(double score, double error, String unit, List<List<Double>> rawData) {
@@ -74,8 +75,15 @@ record JmhResult(String benchmark, int threads, Map<String, String> params, doub
             }
         }
         String vm = o.get("vmName").getAsString() + " " + o.get("vmVersion").getAsString();
+        List<String> jvmArgs = new ArrayList<>();
+        if (o.has("jvmArgs")) {
+            for (JsonElement a : o.getAsJsonArray("jvmArgs")) {
+                jvmArgs.add(a.getAsString());
+            }
+        }
         return new JmhResult(name, o.get("threads").getAsInt(), Collections.unmodifiableMap(params), primary.score(),
-                primary.error(), primary.unit(), Collections.unmodifiableMap(secondary), vm);
+                primary.error(), primary.unit(), Collections.unmodifiableMap(secondary), vm,
+                Collections.unmodifiableList(jvmArgs));
     }
 
     private static Metric metric(JsonObject m) {

@@ -6,7 +6,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
@@ -25,8 +27,9 @@ import org.knowm.xchart.style.Styler;
  * {@code -prof gc -rf json}), {@value #CROSS_THREAD_RESULTS} (the cross-thread benchmark again with
  * five forks, which replaces its one-fork figures), {@value #REFCOUNT_RESULTS} ({@code RefCountCostBenchmark}),
  * {@value #OLD_GEN_RESULTS} (2 KiB allocRelease and batch64 with {@code -gc true}),
- * {@value #RETAINED_SLICE_RESULTS} ({@code RetainedSliceBenchmark}) and {@value #SEED_RESULTS}
- * ({@code seed-table --json}).
+ * {@value #RETAINED_SLICE_RESULTS} ({@code RetainedSliceBenchmark}), {@value #JDK25_RESULTS}
+ * ({@code ByteBufAllocatorBenchmark} on JDK 25), {@code results/collector-<name>.json} (2 KiB batches
+ * under each of {@link #COLLECTORS}) and {@value #SEED_RESULTS} ({@code seed-table --json}).
  */
 public final class RenderBenchmarkDocs {
 
@@ -40,6 +43,10 @@ public final class RenderBenchmarkDocs {
     static final String OLD_GEN_RESULTS = "results/old-gen.json";
     /** {@code RetainedSliceBenchmark}: a frame decoder's retained slice per frame. */
     static final String RETAINED_SLICE_RESULTS = "results/retained-slice.json";
+    /** {@code ByteBufAllocatorBenchmark}, every case, run on JDK 25 ({@code -jvm}); the sets above run on JDK 17. */
+    static final String JDK25_RESULTS = "results/jdk25-netty.json";
+    /** 2 KiB batch64 of pagepool and Adaptive on JDK 17, one file per collector ({@code -XX:+Use<name>GC}). */
+    static final List<String> COLLECTORS = List.of("G1", "Serial", "Parallel");
     static final String BENCHMARKS_MD = "benchmarks.md";
 
     private RenderBenchmarkDocs() {
@@ -75,7 +82,23 @@ public final class RenderBenchmarkDocs {
         poolAndNetty.addAll(JmhResult.load(docs.resolve(CROSS_THREAD_RESULTS)));
         poolAndNetty.addAll(JmhResult.load(docs.resolve(REFCOUNT_RESULTS)));
         return new BenchmarkDocs(poolAndNetty, JmhResult.load(docs.resolve(SEED_RESULTS)),
-                JmhResult.load(docs.resolve(OLD_GEN_RESULTS)), JmhResult.load(docs.resolve(RETAINED_SLICE_RESULTS)));
+                JmhResult.load(docs.resolve(OLD_GEN_RESULTS)), JmhResult.load(docs.resolve(RETAINED_SLICE_RESULTS)),
+                JmhResult.load(docs.resolve(JDK25_RESULTS)), loadCollectors(docs));
+    }
+
+    private static Map<String, List<JmhResult>> loadCollectors(Path docs) throws IOException {
+        Map<String, List<JmhResult>> byCollector = new LinkedHashMap<>();
+        for (String gc : COLLECTORS) {
+            String file = "results/collector-" + gc.toLowerCase(Locale.ROOT) + ".json";
+            List<JmhResult> results = JmhResult.load(docs.resolve(file));
+            for (JmhResult r : results) {
+                if (!r.jvmArgs().contains("-XX:+Use" + gc + "GC")) {
+                    throw new IllegalStateException(file + " holds a run without -XX:+Use" + gc + "GC: " + r.jvmArgs());
+                }
+            }
+            byCollector.put(gc, results);
+        }
+        return byCollector;
     }
 
     /** Replaces the body of every {@code <!-- generated:NAME -->} section with {@code sections.get(NAME)}. */
