@@ -47,8 +47,9 @@ import java.nio.channels.ScatteringByteChannel;
  * keeps its own count and takes one shortcut:
  * <pre>
  *   release(n) reads count c (release() is n = 1)
- *     c == n (the caller holds every reference) on the home arena's owner thread
- *                                  -&gt; store 0 (plain), deallocate         no atomic
+ *     c == n (the caller holds every reference), on the home arena's owner thread, memory of a
+ *     class the arena parks (fragment, page, block up to order 3)
+ *                                  -&gt; store 0 (plain), park or deallocate no atomic
  *     otherwise                    -&gt; CAS c -&gt; c-n (0: deallocate)       as Netty
  *   retain(n): CAS, as Netty
  * </pre>
@@ -60,7 +61,10 @@ import java.nio.channels.ScatteringByteChannel;
  * deallocate; the other thread's release reaches the owner through the arena's remote-free queue,
  * where the owner sees the object is already back in its stack or in use again, drops the entry,
  * logs it and counts it ({@code concurrentDoubleReleases} in the metrics), so the memory is still
- * returned once. The jcstress module checks the legal case; ConcurrentDoubleReleaseTest the caught one.
+ * returned once. Memory that does not go home that way (blocks above order 3, another arena's
+ * memory after the buffer grew there, the unpooled fallback) is freed in place by whichever thread
+ * releases it, so its last release stays a CAS and the bug is refused as in Netty. The jcstress
+ * module checks the legal case; ConcurrentDoubleReleaseTest the caught and the refused ones.
  *
  * <p>Thread safety: as any Netty buffer, not thread-safe except for reference counting.
  */
@@ -333,13 +337,17 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
         return release0(decrement);
     }
 
-    /** See the class comment: the owner's release of the only reference is a plain store, all else a CAS. */
+    /**
+     * See the class comment: the owner's release of the only reference is a plain store when the
+     * memory is its arena's to park (a racing release elsewhere then reaches the owner's queue, where
+     * it is caught); all else, memory that another thread would free in place included, a CAS.
+     */
     private boolean release0(int decrement) {
         int c = (int) REF_CNT.getAcquire(this); // orders the bytes another holder wrote before its release
-        if (c == decrement && Thread.currentThread() == owner) {
+        int parkClass = homeParkClass;
+        if (c == decrement && parkClass >= 0 && Thread.currentThread() == owner) {
             REF_CNT.setRelease(this, 0);
-            int parkClass = homeParkClass;
-            if (parkClass < 0 || !home.parkOnOwner(this, parkClass)) {
+            if (!home.parkOnOwner(this, parkClass)) {
                 deallocate();
             }
             return true;
