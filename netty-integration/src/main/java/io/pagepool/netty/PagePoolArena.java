@@ -525,6 +525,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
 
     private void reportConcurrentDoubleRelease(PagePoolByteBuf buf) {
         concurrentDoubleReleases++; // owner thread, or under closeLock after close
+        parent.concurrentDoubleReleases.increment();
         logger.error("{} was released twice at the same time: its owner thread {} and another thread both released"
                 + " the last reference. The second release was ignored and the memory returned once; a caller"
                 + " holds a reference it does not own.", buf.describe(), owner.getName());
@@ -563,9 +564,14 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         }
     }
 
-    /** Owner thread: answers {@link #requestGiveBack} with a {@link #trim}. */
+    /**
+     * Answers {@link #requestGiveBack} with a {@link #trim} on the owner thread. The owner's
+     * executor may run the task elsewhere (a Netty 4.2 event loop that was suspended and resumed on
+     * a new thread, or an executor of the caller's): there the request is left pending, and the
+     * owner answers it at its next allocation that misses the stacks, as a plain thread does.
+     */
     private void giveBackOnOwner() {
-        if (giveBackRequested.get()) {
+        if (giveBackRequested.get() && Thread.currentThread() == owner) {
             trim();
         }
     }

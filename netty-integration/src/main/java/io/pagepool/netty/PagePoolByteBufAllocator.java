@@ -116,6 +116,8 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
 
     final LongAdder fallbackAllocations = new LongAdder();
     final LongAdder fallbackBytes = new LongAdder();
+    /** Every arena's caught concurrent double releases, kept when an arena is retired. */
+    final LongAdder concurrentDoubleReleases = new LongAdder();
 
     private PagePoolByteBufAllocator(Builder b) {
         super(true);
@@ -228,6 +230,10 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         PagePoolArena arena = new PagePoolArena(this, thread, pool, maxFragmentSize, fragmentCacheSize, blockCacheSize,
                 objectCacheSize);
         synchronized (registry) {
+            if (closed) { // close() ran since the check above: it would never close this arena
+                arena.close();
+                return null;
+            }
             reapEndedLocked();
             registry.add(arena);
             arenaSlots.claim(arena);
@@ -351,12 +357,15 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
      * is asked to give back its own (see {@link PagePoolArena#requestGiveBack}). Fallback path only.
      */
     void askOtherArenasToGiveBack(PagePoolArena requester) {
+        PagePoolArena[] others;
         synchronized (registry) {
-            for (int i = 0; i < registry.size(); i++) {
-                PagePoolArena arena = registry.get(i);
-                if (arena != requester) {
-                    arena.requestGiveBack();
-                }
+            others = registry.toArray(new PagePoolArena[0]);
+        }
+        // Outside the lock: a request hands a task to the owner's executor, which may block (a
+        // rejection handler that backs off) and would otherwise stall every arena's creation and close.
+        for (PagePoolArena arena : others) {
+            if (arena != requester) {
+                arena.requestGiveBack();
             }
         }
     }

@@ -76,14 +76,11 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
 
     /**
      * Times the owner thread and another thread released the same last reference at once (a caller
-     * bug); each was caught and the memory returned once. See {@link ArenaMetric#concurrentDoubleReleases()}.
+     * bug); each was caught and the memory returned once. Counted over the allocator's life, arenas
+     * of ended threads included; see {@link ArenaMetric#concurrentDoubleReleases()} for one arena's.
      */
     public long concurrentDoubleReleases() {
-        long sum = 0;
-        for (ArenaMetric a : arenas()) {
-            sum += a.concurrentDoubleReleases();
-        }
-        return sum;
+        return allocator.concurrentDoubleReleases.sum();
     }
 
     /** Free pages parked in arenas' pool caches and rings, ready for reuse. */
