@@ -119,6 +119,32 @@ class ConcurrentDoubleReleaseTest {
         again.release();
     }
 
+    /**
+     * The allocator's count of caught double releases is the application's bug count, so it must
+     * not shrink when the thread whose arena caught one ends. Seeded bug that this catches: summing
+     * only the open arenas (the count went back to 0 once the arena was reaped).
+     */
+    @Test
+    void aCaughtDoubleReleaseStaysCountedAfterItsThreadsArenaIsReaped() throws Exception {
+        onOtherThread(() -> {
+            ByteBuf buf = alloc.directBuffer(256);
+            PagePoolByteBuf object = raw(buf);
+            buf.release();
+            PagePoolArena own = alloc.arenasSnapshot().stream().filter(a -> a.owner == Thread.currentThread())
+                    .findFirst().orElseThrow();
+            try {
+                onOtherThread(() -> assertTrue(own.returnFromOtherThread(object)));
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+            drainOnOwner();
+            assertEquals(1, alloc.metric().concurrentDoubleReleases());
+        });
+        assertTrue(alloc.reapEndedThreads());
+        assertTrue(alloc.arenasSnapshot().isEmpty(), "the ended thread's arena was reaped");
+        assertEquals(1, alloc.metric().concurrentDoubleReleases(), "and its count kept");
+    }
+
     /** What the releases of {@link #releaseTogether} returned: last releases, and refusals (count already 0). */
     private static final class Tally {
         final AtomicInteger last = new AtomicInteger();
@@ -195,6 +221,38 @@ class ConcurrentDoubleReleaseTest {
         assertEquals(rounds, tally.refused.get() + caught, "refused " + tally.refused.get() + ", caught " + caught);
         assertEquals(2 * rounds, tally.last.get() + tally.refused.get());
         assertNothingHandedOutTwice();
+    }
+
+    /**
+     * Memory the owner's queue never sees (a block above the per-CPU orders, freed in place by the
+     * releasing thread, or the unpooled fallback) cannot be caught there, so its owner's last
+     * release is a CAS as in Netty: of two racing releases exactly one wins and the other is
+     * refused, every round. Seeded bug that this catches (not every run: the window is a few
+     * instructions): the plain store for such memory, which freed the block twice, corrupting the
+     * buddy lists, or failed in the second release's unbinding.
+     */
+    @Test
+    void memoryFreedInPlaceIsReleasedOnceWhenOwnerAndAnotherThreadRaceForTheLastReference() throws Exception {
+        PagePoolByteBufAllocator small = PagePoolByteBufAllocator.builder().capacity(1 << 20).maxOrder(2).build();
+        ResourceLeakDetector.Level saved = ResourceLeakDetector.getLevel();
+        ResourceLeakDetector.setLevel(ResourceLeakDetector.Level.DISABLED); // raw buffers, as above
+        try {
+            int rounds = 100_000;
+            Tally blocks = releaseTogether(rounds, i -> alloc.directBuffer(64 * 1024)); // order 4
+            assertEquals(rounds, blocks.refused.get(), "one release refused per round, never both winning");
+            assertEquals(rounds, blocks.last.get());
+            int fallbackRounds = 10_000;
+            Tally fallbacks = releaseTogether(fallbackRounds, i -> small.directBuffer(32 * 1024)); // above order 2
+            assertEquals(fallbackRounds, small.metric().fallbackAllocations());
+            assertEquals(fallbackRounds, fallbacks.refused.get(), "one release refused per round");
+            assertEquals(0, small.metric().fallbackBytes(), "every fallback buffer freed once");
+        } finally {
+            ResourceLeakDetector.setLevel(saved);
+        }
+        drainOnOwner();
+        assertEquals(0, alloc.metric().concurrentDoubleReleases(), "nothing reached the queue to be caught");
+        alloc.pageAllocator().checkConsistency();
+        small.close();
     }
 
     @Test

@@ -20,6 +20,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.buffer.UnpooledByteBufAllocator;
 import io.netty.channel.DefaultEventLoop;
 import io.netty.util.ResourceLeakDetector;
+import io.netty.util.internal.ThreadExecutorMap;
 import io.pagepool.core.PageAllocator;
 import io.pagepool.core.PagePool;
 import java.lang.reflect.Method;
@@ -507,6 +508,53 @@ class PagePoolByteBufAllocatorTest {
             allocateAgain.countDown();
             parker.join(10_000);
         }
+        alloc.close();
+    }
+
+    /**
+     * An arena's give-back task can reach a thread other than its owner: the owner's executor (the
+     * event loop it ran on) may run tasks on another thread, as a Netty 4.2 event loop does after it
+     * was suspended and resumed on a new one. That thread must not touch the owner's stacks; the
+     * request waits for the owner's next slow allocation. Seeded bug that this catches: trimming on
+     * whichever thread runs the task (the stacks emptied by the loop's thread, which then fails in
+     * the pool's owner check).
+     */
+    @Test
+    void aGiveBackTaskRunByAnotherThreadLeavesTheOwnersStacksToTheOwner() throws Exception {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(MIB).build();
+        DefaultEventLoop loop = new DefaultEventLoop();
+        CountDownLatch parked = new CountDownLatch(1);
+        CountDownLatch allocateAgain = new CountDownLatch(1);
+        CountDownLatch gaveBack = new CountDownLatch(1);
+        // The owner runs with the loop as its current executor, but on a thread of its own.
+        Thread owner = new Thread(ThreadExecutorMap.apply(() -> {
+            allocateAllThenRelease(alloc, 32768, 32, "the burst took all memory");
+            parked.countDown();
+            await(allocateAgain);
+            alloc.directBuffer(100).release(); // misses the stacks: answers the pending request
+            gaveBack.countDown();
+        }, loop), "owner-off-its-loop");
+        owner.start();
+        try {
+            assertTrue(parked.await(10, TimeUnit.SECONDS));
+            ByteBuf first = alloc.directBuffer(32768); // runs out: the task goes to the loop
+            loop.submit(() -> { }).get(10, TimeUnit.SECONDS); // runs after the give-back task queued before it
+            assertEquals(32, arenaOf(alloc, "owner-off-its-loop").cachedBlocks(),
+                    "the loop's thread ran the task and left the owner's stacks alone");
+            assertTrue(loop.submit(() -> true).get(10, TimeUnit.SECONDS), "the loop is still running");
+            allocateAgain.countDown();
+            assertTrue(gaveBack.await(10, TimeUnit.SECONDS));
+            assertEquals(0, arenaOf(alloc, "owner-off-its-loop").cachedBlocks(), "the owner answered the request");
+            ByteBuf second = alloc.directBuffer(32768);
+            assertEquals(1, alloc.metric().fallbackAllocations(), "the next request is served from the pool");
+            first.release();
+            second.release();
+        } finally {
+            allocateAgain.countDown();
+            owner.join(10_000);
+            loop.shutdownGracefully(0, 0, TimeUnit.SECONDS).syncUninterruptibly();
+        }
+        alloc.pageAllocator().checkConsistency();
         alloc.close();
     }
 

@@ -53,11 +53,4 @@ class PagePoolByteBufContractTest extends ByteBufContractTest {
         allocator.close(); // closes the arenas; throws if the page allocator still has pages out
         assertTrue(pages.isClosed(), "page allocator left open: " + pages);
     }
-
-    /**
-     * PagePoolByteBuf.setBytes(int, ByteBuf, int, int) and getBytes(int, ByteBuf, int, int) take a
-     * direct path when the other buffer is a PagePoolByteBuf and use its memory without checking
-     * that it is still accessible: a released one (memory null) gives a NullPointerException where
-     * Netty's buffers throw IllegalReferenceCountException.
-     */
 }
