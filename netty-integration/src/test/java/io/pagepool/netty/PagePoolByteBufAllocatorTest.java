@@ -497,13 +497,7 @@ class PagePoolByteBufAllocatorTest {
             ByteBuf first = alloc.directBuffer(32768);
             assertEquals(1, alloc.metric().fallbackAllocations(), "the request that ran out takes the fallback");
             assertEquals(32, arenaOf(alloc, "plain-parker").cachedBlocks(), "an idle plain thread keeps what it parked");
-            allocateAgain.countDown();
-            assertTrue(gaveBack.await(10, TimeUnit.SECONDS));
-            assertEquals(0, arenaOf(alloc, "plain-parker").cachedBlocks(), "its next slow allocation gave it back");
-            ByteBuf second = alloc.directBuffer(32768);
-            assertEquals(1, alloc.metric().fallbackAllocations(), "the next request is served from the pool");
-            first.release();
-            second.release();
+            letItGiveBackThenAllocate(alloc, "plain-parker", allocateAgain, gaveBack, first);
         } finally {
             allocateAgain.countDown();
             parker.join(10_000);
@@ -542,13 +536,7 @@ class PagePoolByteBufAllocatorTest {
             assertEquals(32, arenaOf(alloc, "owner-off-its-loop").cachedBlocks(),
                     "the loop's thread ran the task and left the owner's stacks alone");
             assertTrue(loop.submit(() -> true).get(10, TimeUnit.SECONDS), "the loop is still running");
-            allocateAgain.countDown();
-            assertTrue(gaveBack.await(10, TimeUnit.SECONDS));
-            assertEquals(0, arenaOf(alloc, "owner-off-its-loop").cachedBlocks(), "the owner answered the request");
-            ByteBuf second = alloc.directBuffer(32768);
-            assertEquals(1, alloc.metric().fallbackAllocations(), "the next request is served from the pool");
-            first.release();
-            second.release();
+            letItGiveBackThenAllocate(alloc, "owner-off-its-loop", allocateAgain, gaveBack, first);
         } finally {
             allocateAgain.countDown();
             owner.join(10_000);
@@ -556,6 +544,21 @@ class PagePoolByteBufAllocatorTest {
         }
         alloc.pageAllocator().checkConsistency();
         alloc.close();
+    }
+
+    /**
+     * Lets a parked thread go on to its next allocation that misses its stacks, which answers the
+     * pending give-back; then the pool, not the fallback, serves the next 32 KiB request.
+     */
+    private static void letItGiveBackThenAllocate(PagePoolByteBufAllocator alloc, String thread,
+            CountDownLatch allocateAgain, CountDownLatch gaveBack, ByteBuf first) throws InterruptedException {
+        allocateAgain.countDown();
+        assertTrue(gaveBack.await(10, TimeUnit.SECONDS));
+        assertEquals(0, arenaOf(alloc, thread).cachedBlocks(), thread + " gave back at its next slow allocation");
+        ByteBuf second = alloc.directBuffer(32768);
+        assertEquals(1, alloc.metric().fallbackAllocations(), "the next request is served from the pool");
+        first.release();
+        second.release();
     }
 
     /** Allocates {@code count} buffers of {@code size}, checks that no memory is left, and releases them all. */
