@@ -12,7 +12,7 @@ package io.pagepool.core;
  *   3. all busy: spin, then yield, on m                    (counted as "wait")
  * </pre>
  * A thread id stands in for the kernel's CPU id, since a Java thread is not pinned. There is no
- * per-thread state, so parked memory is bounded by {@code magazines * (high + batch)} pages
+ * per-thread state, so parked memory is bounded by {@code magazines * (high + 4 * batch)} pages
  * however many threads come and go. The price, as the seed found, is a lock (one CAS and one
  * release store) per operation, contention when threads outnumber magazines, and cache lines of
  * a magazine moving between the cores that share it.

@@ -23,7 +23,7 @@ import java.util.Iterator;
  * </ol>
  * The sets of <em>live</em> threads are never touched by other threads: there is no Java
  * equivalent of the kernel's IPI to make another CPU drain. A live thread's parked pages (at most
- * {@code high + batch}) come back when that thread drains them itself, frees enough to pass
+ * {@code high + 4 * batch}) come back when that thread drains them itself, frees enough to pass
  * {@code high}, calls {@code drainCpuCaches()}, or ends.
  *
  * <p>Thread safety: thread-safe; the registry is guarded by its own monitor, and lock order is

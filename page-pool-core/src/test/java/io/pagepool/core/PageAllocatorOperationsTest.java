@@ -643,6 +643,44 @@ class PageAllocatorOperationsTest {
         }
     }
 
+    /**
+     * The documented bound on what one page set parks: {@code high + 4 * batch} pages, since a refill
+     * can land on each of the four order lists (0 to 3) before a free drains. Random allocations and
+     * frees of orders 0 to 3 on one thread, checked after every operation.
+     */
+    @Test
+    void onePageSetParksAtMostHighPlusFourBatches() {
+        for (int batch : new int[] {8, 16, 64}) {
+            try (PageAllocator a = PageAllocator.builder().capacity(4096L * PAGE).pcpBatch(batch).pcpHigh(batch)
+                    .cpuCacheMode(CpuCacheMode.PER_THREAD).build()) {
+                long bound = a.pcpHigh() + 4L * a.pcpBatch();
+                Random random = new Random(batch);
+                List<int[]> held = new ArrayList<>();
+                long most = 0;
+                for (int op = 0; op < 20_000; op++) {
+                    if (held.isEmpty() || (held.size() < 400 && random.nextBoolean())) {
+                        int order = random.nextInt(4);
+                        int pfn = a.allocPages(order);
+                        if (pfn != NO_PAGE) {
+                            held.add(new int[] {pfn, order});
+                        }
+                    } else {
+                        int[] block = held.remove(random.nextInt(held.size()));
+                        a.freePages(block[0], block[1]);
+                    }
+                    most = Math.max(most, a.cachedPageCount());
+                    assertTrue(a.cachedPageCount() <= bound, "batch " + batch + ", operation " + op + ": parked "
+                            + a.cachedPageCount() + " pages, more than high + 4 * batch = " + bound);
+                }
+                assertTrue(most > a.pcpHigh() + a.pcpBatch(), "the run reached past high + batch (" + most + "), so"
+                        + " the bound is the one that holds");
+                for (int[] block : held) {
+                    a.freePages(block[0], block[1]);
+                }
+            }
+        }
+    }
+
     @Test
     void drainCpuCachesLeavesALiveThreadsCacheAloneUntilThatThreadEnds() throws Exception {
         try (PageAllocator a = small(CpuCacheMode.PER_THREAD).build()) {
