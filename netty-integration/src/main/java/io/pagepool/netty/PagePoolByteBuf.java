@@ -668,16 +668,36 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
         return this;
     }
 
+    /**
+     * A new NIO view, not the cached one: index-based reads leave this buffer unchanged, so Netty lets
+     * them run on several threads at once (its pooled buffers duplicate here too), and the views of
+     * this buffer, each on its own thread perhaps, reach the memory through this method.
+     */
     @Override
     public int getBytes(int index, GatheringByteChannel out, int length) throws IOException {
-        checkIndex(index, length);
-        return out.write(internalNioBuffer(index, length));
+        return out.write(nioBuffer(index, length));
     }
 
     @Override
     public int getBytes(int index, FileChannel out, long position, int length) throws IOException {
-        checkIndex(index, length);
-        return out.write(internalNioBuffer(index, length), position);
+        return out.write(nioBuffer(index, length), position);
+    }
+
+    /** The cached NIO view, as Netty's pooled buffers: a read that moves this buffer's index is single-threaded anyway. */
+    @Override
+    public int readBytes(GatheringByteChannel out, int length) throws IOException {
+        checkReadableBytes(length);
+        int n = out.write(internalNioBuffer(readerIndex(), length));
+        readerIndex(readerIndex() + n);
+        return n;
+    }
+
+    @Override
+    public int readBytes(FileChannel out, long position, int length) throws IOException {
+        checkReadableBytes(length);
+        int n = out.write(internalNioBuffer(readerIndex(), length), position);
+        readerIndex(readerIndex() + n);
+        return n;
     }
 
     // ------------------------------------------------------------------ bulk transfers in

@@ -2,6 +2,7 @@ package io.pagepool.netty;
 
 import io.netty.buffer.ByteBufAllocatorMetric;
 import io.netty.buffer.ByteBufAllocatorMetricProvider;
+import io.pagepool.core.PageAllocator;
 import io.pagepool.core.PageAllocatorStats;
 import io.pagepool.core.PagePoolStats;
 import java.util.ArrayList;
@@ -25,12 +26,24 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
 
     /**
      * Bytes of direct memory in use: pages the page allocator has handed out (to buffers, to pool
-     * caches and rings, to per-CPU caches' owners) plus live fallback buffers.
+     * caches and rings, to per-CPU caches' owners) plus live fallback buffers. Once the allocator
+     * has closed its page allocator (which it does only with no page out), the fallback buffers'.
      */
     @Override
     public long usedDirectMemory() {
-        PageAllocatorStats s = allocator.pageAllocator().stats();
-        return s.allocatedPages() * allocator.pageAllocator().pageSize() + allocator.fallbackBytes.sum();
+        PageAllocator pages = allocator.pageAllocator();
+        long pageBytes = 0;
+        if (!pages.isClosed()) {
+            try {
+                pageBytes = pages.stats().allocatedPages() * pages.pageSize();
+            } catch (IllegalStateException e) {
+                if (!pages.isClosed()) {
+                    throw e;
+                }
+                // closed since the check: no page is out
+            }
+        }
+        return pageBytes + allocator.fallbackBytes.sum();
     }
 
     /** The heap delegate's figure if it reports one, else -1. */
@@ -51,7 +64,12 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
         return allocator.fallbackBytes.sum();
     }
 
-    /** The page allocator's own statistics. */
+    /**
+     * The page allocator's own statistics.
+     *
+     * @throws IllegalStateException once the page allocator is closed (by {@link PagePoolByteBufAllocator#close()}
+     *         when the allocator owns it)
+     */
     public PageAllocatorStats pageAllocatorStats() {
         return allocator.pageAllocator().stats();
     }

@@ -452,10 +452,14 @@ final class PagePoolDerivedByteBuf extends PagePoolDirectByteBuf {
         return root.nioBuffer(idx(index), length);
     }
 
+    /**
+     * A new NIO view, as Netty's derived buffers give: the root's cached one is shared by the root
+     * and all its views, and Netty's NIO transport keeps what this returns while it gathers the
+     * other buffers of a write (two slices of one buffer would otherwise both send the second's bytes).
+     */
     @Override
     public ByteBuffer internalNioBuffer(int index, int length) {
-        checkIndex(index, length);
-        return root.internalNioBuffer(idx(index), length);
+        return nioBuffer(index, length);
     }
 
     @Override

@@ -21,6 +21,13 @@ import io.netty.channel.DefaultMaxMessagesRecvByteBufAllocator;
  *          .option(EpollChannelOption.MAX_DATAGRAM_PAYLOAD_SIZE, 2048);
  * }</pre>
  *
+ * <p>Reads per wake-up: as with Netty's own {@code FixedRecvByteBufAllocator}, a channel loops
+ * over at most {@link #maxMessagesPerRead()} reads (default 1) before it fires
+ * {@code channelReadComplete}. A datagram channel's built-in allocator gets 16 from the channel
+ * (Netty applies the channel's default only to that one), so to read as many datagrams per wake-up
+ * as before set it: {@code new PagePoolRecvByteBufAllocator().maxMessagesPerRead(16)}. With
+ * {@code recvmmsg} each of those reads may bring up to {@code datagramsPerRead} datagrams.
+ *
  * <p>Buffers come from the channel's allocator, or from the one given to the constructor.
  * Thread safety: thread-safe (handles are per channel, as Netty requires).
  */

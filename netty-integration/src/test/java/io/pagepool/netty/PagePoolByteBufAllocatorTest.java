@@ -1045,6 +1045,20 @@ class PagePoolByteBufAllocatorTest {
         assertTrue(alloc.pageAllocator().isClosed(), "the retried close left the page allocator's memory reserved");
     }
 
+    /** Monitoring that polls Netty's metric (Micrometer's allocator gauges do) keeps working after a clean shutdown. */
+    @Test
+    void theMetricStillAnswersOnceTheAllocatorIsClosed() {
+        PagePoolByteBufAllocator alloc = newAllocator();
+        alloc.directBuffer(100).release();
+        assertTrue(alloc.metric().usedDirectMemory() > 0, "the arena's pool holds pages while open");
+        alloc.close();
+        assertEquals(0, alloc.metric().usedDirectMemory());
+        assertEquals(0, alloc.metric().inflightPages());
+        assertEquals(List.of(), alloc.metric().arenas());
+        assertTrue(alloc.metric().toString().contains("usedDirectMemory=0"), alloc.metric()::toString);
+        assertThrows(IllegalStateException.class, alloc.metric()::pageAllocatorStats, "documented: closed");
+    }
+
     // ------------------------------------------------------------------ threads that are not event loops
 
     @Test
