@@ -440,7 +440,9 @@ public final class PageAllocator implements AutoCloseable {
     /**
      * The shared buffer over the region that holds {@code pfn}; the page's bytes start at
      * {@link #regionOffset(int)}. Use absolute get/put only and never change its position, limit
-     * or byte order: other threads use the same buffer. Does not allocate.
+     * or byte order: other threads use the same buffer. Does not allocate. Valid until
+     * {@link #close()}, as {@link #address}: a buffer kept past it reads freed memory on JDK 17-21
+     * (which can crash the JVM) and throws on JDK 22 and later.
      *
      * @throws IllegalArgumentException if {@code pfn} is out of range or its memory is not reserved yet
      */
