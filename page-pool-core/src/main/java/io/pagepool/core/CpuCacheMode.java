@@ -12,7 +12,8 @@ public enum CpuCacheMode {
      * A lock-free page set per thread with the kernel's {@code count}/{@code high}/{@code batch}
      * (Linux's per-CPU pageset, with a Java thread standing in for the CPU). Frees go to the
      * freeing thread's set, as in Linux. Fastest; parks up to {@code high + 4 * batch} pages per
-     * thread that uses the allocator (a refill can land on each of the order 0-3 lists before a free drains). Virtual threads bypass it and use the zone directly.
+     * thread that uses the allocator (a refill can land on each of the order 0-3 lists before a
+     * free drains). Virtual threads bypass it and use the zone directly.
      */
     PER_THREAD,
 
