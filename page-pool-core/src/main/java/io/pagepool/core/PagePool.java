@@ -649,8 +649,20 @@ public final class PagePool implements AutoCloseable {
             throw notOwnerOrClosed("trim()");
         }
         int released = 0;
-        while (cacheCount > 0) {
-            release(cache[--cacheCount]);
+        // Oldest first (the order pages reach the allocator shapes what its per-CPU sets keep). A
+        // failing unmap still frees its page (see release), and the pages after it stay cached,
+        // so the cache never holds a page that went back to the allocator.
+        int n = cacheCount;
+        cacheCount = 0;
+        for (int i = 0; i < n; i++) {
+            try {
+                release(cache[i]);
+            } catch (RuntimeException | Error e) {
+                int rest = n - i - 1;
+                System.arraycopy(cache, i + 1, cache, 0, rest);
+                cacheCount = rest;
+                throw e;
+            }
             released++;
         }
         Integer box;
@@ -683,8 +695,10 @@ public final class PagePool implements AutoCloseable {
             // A failing unmap must not strand the pages after it: every page is freed (release
             // frees even when unmap throws) and the first failure is rethrown at the end.
             Throwable failure = null;
-            while (cacheCount > 0) {
-                failure = releaseNoting(cache[--cacheCount], failure);
+            int n = cacheCount;
+            cacheCount = 0;
+            for (int i = 0; i < n; i++) {
+                failure = releaseNoting(cache[i], failure);
             }
             rethrow(releaseRing(failure));
         }
