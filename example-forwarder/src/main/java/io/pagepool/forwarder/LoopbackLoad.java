@@ -16,11 +16,14 @@ import java.util.concurrent.atomic.AtomicLong;
  * allocator the same.
  *
  * <p>The sender keeps at most {@code window} datagrams between itself and the sink, so the sockets'
- * buffers never overflow and the forwarder runs flat out without loss; a datagram that is lost all
- * the same (the kernel may drop on loopback) stalls the window for {@value #STALL_MILLIS} ms, after
- * which the sender goes on and the loss is counted. Each {@link #send} counts only the datagrams of
- * its own sequence range, so stragglers of an earlier send (a warm-up) are not credited to it; one
- * given up as lost that arrives after all counts as received and widens that send's window by one.
+ * buffers never overflow and the forwarder runs flat out without loss. When nothing arrives for
+ * {@value #STALL_MILLIS} ms the sender gives up what is outstanding and goes on; given-up datagrams
+ * that arrive later count as received and narrow the window back, and at the end the sender waits
+ * for every datagram until none arrives for {@value #STALL_MILLIS} ms. So a forwarder that is only
+ * slow for a while (its first packets run in the interpreter and load classes) loses nothing, and
+ * one that drops datagrams costs a stall per loss episode, not a hang. Each {@link #send} counts only
+ * the datagrams of its own sequence range, so stragglers of an earlier send (a warm-up) are not
+ * credited to it.
  */
 public final class LoopbackLoad implements AutoCloseable {
 
@@ -99,33 +102,38 @@ public final class LoopbackLoad implements AutoCloseable {
         }
         Range r = new Range(firstSeq, firstSeq + count);
         range = r;
+        AtomicLong arrived = r.arrived();
         long givenUp = 0; // counted lost to keep the window moving
         try (DatagramChannel sender = DatagramChannel.open()) {
             sender.setOption(StandardSocketOptions.SO_SNDBUF, 4 << 20);
             sender.connect(target);
             ByteBuffer out = ByteBuffer.allocateDirect(size);
             for (long i = 0; i < count; i++) {
-                long inFlight;
-                while ((inFlight = i - r.arrived().get() - givenUp) >= window) {
-                    givenUp += awaitProgress(r.arrived(), inFlight);
+                // Late, not lost: what arrived after it was given up narrows the window back.
+                givenUp = Math.min(givenUp, i - arrived.get());
+                while (i - arrived.get() - givenUp >= window) {
+                    if (!progressed(arrived)) {
+                        givenUp = i - arrived.get();
+                    }
                 }
                 fill(out, firstSeq + i);
                 sender.write(out);
             }
-            long inFlight;
-            while ((inFlight = count - r.arrived().get() - givenUp) > 0) {
-                givenUp += awaitProgress(r.arrived(), inFlight);
+            // Every datagram gets its chance to arrive, the given-up ones too: a slow start (a cold
+            // JIT, class loading on the forwarder's first packets) delays datagrams, it does not
+            // lose them. Only STALL_MILLIS without any arrival ends the wait.
+            while (arrived.get() < count && progressed(arrived)) {
+                // each arrival restarts the stall clock
             }
         }
-        return Math.max(0, count - r.arrived().get());
+        return count - arrived.get();
     }
 
     /**
-     * Waits for the sink to receive one more datagram of the current range: 0 if it does, or
-     * {@code inFlight} (all of them given up as lost) if it makes no progress for
-     * {@value #STALL_MILLIS} ms. Throws if the sink thread has failed.
+     * Waits for the sink to receive one more datagram of the current range: true if it does, false
+     * if it makes no progress for {@value #STALL_MILLIS} ms. Throws if the sink thread has failed.
      */
-    private long awaitProgress(AtomicLong arrived, long inFlight) {
+    private boolean progressed(AtomicLong arrived) {
         long seen = arrived.get();
         long since = System.nanoTime();
         while (arrived.get() == seen) {
@@ -134,11 +142,11 @@ public final class LoopbackLoad implements AutoCloseable {
                 throw new IllegalStateException("the sink failed", failure);
             }
             if (System.nanoTime() - since > TimeUnit.MILLISECONDS.toNanos(STALL_MILLIS)) {
-                return inFlight;
+                return false;
             }
             Thread.yield(); // two cores, three busy threads: let the forwarder and the sink run
         }
-        return 0;
+        return true;
     }
 
     private void fill(ByteBuffer out, long seq) {

@@ -184,6 +184,72 @@ class UdpForwarderTest {
         }
     }
 
+    /**
+     * A forwarder that holds everything for several stall periods and then forwards it all (its
+     * first packets in the interpreter, loading classes, on two busy cores) loses nothing: the
+     * sender gives the outstanding datagrams up to keep going, but counts them once they arrive.
+     */
+    @Test
+    void aForwarderSlowToStartLosesNothing() throws Exception {
+        try (LoopbackLoad load = new LoopbackLoad(64);
+                Relay relay = new Relay(load.sinkAddress(), 4 * LoopbackLoad.STALL_MILLIS, Long.MAX_VALUE)) {
+            assertEquals(0, load.send(relay.address(), 0, 1_000, 16), "datagrams held up counted as lost");
+            assertEquals(1_000, load.received());
+            assertEquals(0, load.corrupt());
+        }
+    }
+
+    /** A forwarder that drops datagrams has exactly those counted, however they fall in the window. */
+    @Test
+    void aForwarderThatDropsDatagramsHasExactlyThoseCounted() throws Exception {
+        try (LoopbackLoad load = new LoopbackLoad(64);
+                Relay relay = new Relay(load.sinkAddress(), 0, 100)) {
+            assertEquals(10, load.send(relay.address(), 0, 1_000, 16));
+            assertEquals(990, load.received());
+        }
+    }
+
+    /**
+     * A plain-socket forwarder for testing the load itself: waits {@code delayMillis} before it
+     * reads anything, then passes every datagram on to {@code upstream} except those whose sequence
+     * number is one less than a multiple of {@code dropEvery}.
+     */
+    private static final class Relay implements AutoCloseable {
+        private final DatagramChannel socket;
+        private final Thread thread;
+
+        Relay(InetSocketAddress upstream, long delayMillis, long dropEvery) throws IOException {
+            socket = DatagramChannel.open().bind(ANY_LOOPBACK_PORT);
+            thread = new Thread(() -> {
+                ByteBuffer datagram = ByteBuffer.allocate(65536);
+                try {
+                    Thread.sleep(delayMillis);
+                    for (;;) {
+                        datagram.clear();
+                        socket.receive(datagram);
+                        datagram.flip();
+                        if (datagram.getLong(0) % dropEvery != dropEvery - 1) {
+                            socket.send(datagram, upstream);
+                        }
+                    }
+                } catch (IOException | InterruptedException e) {
+                    // closed: done
+                }
+            }, "relay");
+            thread.start();
+        }
+
+        InetSocketAddress address() throws IOException {
+            return (InetSocketAddress) socket.getLocalAddress();
+        }
+
+        @Override
+        public void close() throws IOException, InterruptedException {
+            socket.close();
+            thread.join();
+        }
+    }
+
     @Test
     void demoRejectsADatagramSizeItCannotCarry() {
         for (String size : new String[] {"4", "4096"}) {
