@@ -7,6 +7,13 @@ package io.pagepool.core;
  * the page leaves it for good. A page stays mapped for its whole stay in the pool, however many
  * packets it carries: the mapping cost is paid per page, never per packet.
  *
+ * <p>Failures: an exception from any method reaches the pool's caller, and the pool loses no
+ * page over it. A page {@code map} refuses goes back to the allocator unmapped (with the rest of
+ * its refill batch; the pages mapped before it stay in the pool); a page {@code syncForDevice}
+ * refuses is unmapped and freed instead of recycled; a page whose {@code unmap} throws is
+ * freed to the allocator all the same, since the pool cannot keep a page it is releasing, and
+ * {@code close()} goes on releasing the rest before it rethrows the first failure.
+ *
  * <p>Thread safety: {@code map} is called on the pool's owner thread; {@code syncForDevice} and
  * {@code unmap} on whichever thread returns the page. Implementations must be thread-safe.
  */

@@ -168,7 +168,7 @@ public final class PagePool implements AutoCloseable {
         this.owner = b.owner != null ? b.owner : Thread.currentThread();
         this.mapper = b.dmaMapper;
         this.dma = mapper != null ? pt.dmaAddresses() : null;
-        this.maxSyncLength = b.maxSyncLength >= 0 ? b.maxSyncLength : blockBytes;
+        this.maxSyncLength = Math.min(b.maxSyncLength >= 0 ? b.maxSyncLength : blockBytes, blockBytes - b.syncOffset);
         this.syncOffset = b.syncOffset;
         this.zeroOnAlloc = b.zeroOnAlloc;
         this.fragAlign = b.fragAlign;
@@ -245,7 +245,12 @@ public final class PagePool implements AutoCloseable {
                 allocFailed++;
                 return PageAllocator.NO_PAGE;
             }
-            enterPool(pfn);
+            try {
+                enterPool(pfn);
+            } catch (RuntimeException | Error e) { // the mapper refused it: the block goes back, unmapped
+                allocator.freePages(pfn, order);
+                throw e;
+            }
             allocSlowHighOrder++;
             return pfn;
         }
@@ -261,10 +266,21 @@ public final class PagePool implements AutoCloseable {
         int k = 0;
         for (int i = 0; i < refillBatch; i++) {
             int pfn = c[i];
-            if (pfn != PageAllocator.NO_PAGE) {
-                c[k++] = pfn;
-                enterPool(pfn);
+            if (pfn == PageAllocator.NO_PAGE) {
+                continue;
             }
+            try {
+                enterPool(pfn);
+            } catch (RuntimeException | Error e) { // the mapper refused this page: it and the rest go back
+                for (int j = i; j < refillBatch; j++) {
+                    if (c[j] != PageAllocator.NO_PAGE) {
+                        allocator.freePages(c[j], 0);
+                    }
+                }
+                cacheCount = k; // the pages mapped so far stay usable
+                throw e;
+            }
+            c[k++] = pfn;
         }
         allocSlow++;
         cacheCount = k - 1;
@@ -291,11 +307,11 @@ public final class PagePool implements AutoCloseable {
     }
 
     private void enterPool(int pfn) {
-        pt.pool[pfn] = id;
-        pagesEntered++;
         if (mapper != null) {
             dma[pfn] = mapper.map(pfn, allocator.address(pfn), blockBytes);
         }
+        pt.pool[pfn] = id;
+        pagesEntered++;
     }
 
     private void handOut(int pfn, byte state) {
@@ -330,7 +346,7 @@ public final class PagePool implements AutoCloseable {
         int pfn = fragPfn;
         if (pfn != PageAllocator.NO_PAGE) {
             int offset = fragOffset;
-            if (offset + need <= blockBytes) {
+            if (need <= blockBytes - offset) {
                 fragOffset = offset + need;
                 fragUsers++;
                 fragAllocs++;
@@ -433,7 +449,15 @@ public final class PagePool implements AutoCloseable {
         if (mapper != null && dmaSyncLength != 0) {
             int length = dmaSyncLength < 0 ? maxSyncLength : Math.min(dmaSyncLength, maxSyncLength);
             if (length > 0) {
-                mapper.syncForDevice(pfn, dma[pfn], syncOffset, length);
+                try {
+                    mapper.syncForDevice(pfn, dma[pfn], syncOffset, length);
+                } catch (RuntimeException | Error e) {
+                    // Not synced, so not reusable: the page leaves the pool (counted as returned)
+                    // rather than staying neither in flight nor parked.
+                    recycleReleasedRefcnt.increment();
+                    release(pfn);
+                    throw e;
+                }
             }
         }
         if (allowDirect && Thread.currentThread() == owner) {
@@ -458,22 +482,21 @@ public final class PagePool implements AutoCloseable {
 
     /** The page leaves the pool for good: unmap it and free it to the allocator. */
     private void release(int pfn) {
-        if (mapper != null) {
-            mapper.unmap(pfn, dma[pfn], blockBytes);
+        try {
+            if (mapper != null) {
+                mapper.unmap(pfn, dma[pfn], blockBytes);
+            }
+        } finally {
+            pt.state[pfn] = PoolPageTable.NOT_IN_POOL;
+            pt.pool[pfn] = 0;
+            pagesReleased.increment();
+            allocator.freePages(pfn, order);
         }
-        pt.state[pfn] = PoolPageTable.NOT_IN_POOL;
-        pt.pool[pfn] = 0;
-        pagesReleased.increment();
-        allocator.freePages(pfn, order);
     }
 
     private void drainRingAfterClose() {
         synchronized (closeLock) {
-            Integer box;
-            while ((box = ring.poll()) != null) {
-                ringDrained++;
-                release(box);
-            }
+            rethrow(releaseRing(null));
         }
     }
 
@@ -626,11 +649,22 @@ public final class PagePool implements AutoCloseable {
             throw notOwnerOrClosed("trim()");
         }
         int released = 0;
-        for (int i = 0; i < cacheCount; i++) {
-            release(cache[i]);
+        // Oldest first (the order pages reach the allocator shapes what its per-CPU sets keep). A
+        // failing unmap still frees its page (see release), and the pages after it stay cached,
+        // so the cache never holds a page that went back to the allocator.
+        int n = cacheCount;
+        cacheCount = 0;
+        for (int i = 0; i < n; i++) {
+            try {
+                release(cache[i]);
+            } catch (RuntimeException | Error e) {
+                int rest = n - i - 1;
+                System.arraycopy(cache, i + 1, cache, 0, rest);
+                cacheCount = rest;
+                throw e;
+            }
             released++;
         }
-        cacheCount = 0;
         Integer box;
         while ((box = ring.relaxedPoll()) != null) {
             ringTaken++;
@@ -658,15 +692,48 @@ public final class PagePool implements AutoCloseable {
             if (fragPfn != PageAllocator.NO_PAGE) {
                 retireFragPage(); // sees closed: a page whose fragments are all back is released now
             }
-            for (int i = 0; i < cacheCount; i++) {
-                release(cache[i]);
-            }
+            // A failing unmap must not strand the pages after it: every page is freed (release
+            // frees even when unmap throws) and the first failure is rethrown at the end.
+            Throwable failure = null;
+            int n = cacheCount;
             cacheCount = 0;
-            Integer box;
-            while ((box = ring.poll()) != null) {
-                ringDrained++;
-                release(box);
+            for (int i = 0; i < n; i++) {
+                failure = releaseNoting(cache[i], failure);
             }
+            rethrow(releaseRing(failure));
+        }
+    }
+
+    /** Releases every page the ring holds, going on past a failing unmap; the failures so far. */
+    private Throwable releaseRing(Throwable failure) {
+        Integer box;
+        while ((box = ring.poll()) != null) {
+            ringDrained++;
+            failure = releaseNoting(box, failure);
+        }
+        return failure;
+    }
+
+    /** {@link #release}, adding what it throws to {@code failure} (the first, with later ones suppressed). */
+    private Throwable releaseNoting(int pfn, Throwable failure) {
+        try {
+            release(pfn);
+            return failure;
+        } catch (RuntimeException | Error e) {
+            if (failure == null) {
+                return e;
+            }
+            failure.addSuppressed(e);
+            return failure;
+        }
+    }
+
+    private static void rethrow(Throwable failure) {
+        if (failure instanceof RuntimeException) {
+            throw (RuntimeException) failure;
+        }
+        if (failure != null) {
+            throw (Error) failure;
         }
     }
 
@@ -677,7 +744,13 @@ public final class PagePool implements AutoCloseable {
      * @return true when every page handed out has come back
      */
     public boolean awaitInflight(Duration timeout) {
-        long deadline = System.nanoTime() + timeout.toNanos();
+        long nanos;
+        try {
+            nanos = timeout.toNanos();
+        } catch (ArithmeticException longerThan292Years) {
+            nanos = Long.MAX_VALUE;
+        }
+        long deadline = System.nanoTime() + nanos;
         for (;;) {
             if (closed) {
                 drainRingAfterClose();
@@ -756,7 +829,7 @@ public final class PagePool implements AutoCloseable {
             return this;
         }
 
-        /** Most bytes synced for the device per recycle. Default: the whole block. */
+        /** Most bytes synced for the device per recycle. Default, and at most: the rest of the block from {@link #syncOffset}. */
         public Builder maxSyncLength(int bytes) {
             this.maxSyncLength = bytes;
             return this;

@@ -115,8 +115,8 @@ public final class PagePoolStats {
 
     /**
      * Pages that came back but could not be recycled, and went to the allocator: in a Java pool,
-     * pages returned after {@link PagePool#close()}. (The kernel counts here pages whose reference
-     * count showed another user.)
+     * pages returned after {@link PagePool#close()}, and pages whose {@link DmaMapper#syncForDevice}
+     * threw. (The kernel counts here pages whose reference count showed another user.)
      */
     public long recycleReleasedRefcnt() {
         return recycleReleasedRefcnt;

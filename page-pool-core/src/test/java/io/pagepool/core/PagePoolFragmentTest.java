@@ -13,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -274,6 +275,21 @@ class PagePoolFragmentTest {
         pool.putFrag(d, true);
         pool.close();
         assertAllBackAndClose(pool);
+    }
+
+    /** 1 GiB blocks: the fit check must not overflow int when a fragment fills the whole block. */
+    @Test
+    void aSecondWholeBlockFragmentOfAOneGibBlockIsExhaustionNotAFragmentPastTheEnd() {
+        PageAllocator allocator = PageAllocator.builder().maxOrder(18).capacity(1L << 30).preTouch(false).build();
+        PagePool pool = PagePool.builder(allocator).order(18).build();
+        long first = pool.allocFrag(1 << 30);
+        assumeTrue(first != PagePool.NO_FRAG, "needs 1 GiB off-heap (JDK 22+, or a larger -XX:MaxDirectMemorySize)");
+        assertEquals(0, PagePool.fragOffset(first));
+        assertEquals(PagePool.NO_FRAG, pool.allocFrag(1 << 30), "the only block is still carved");
+        pool.putFrag(first, true);
+        pool.close();
+        assertEquals(0, allocator.stats().allocatedPages());
+        allocator.close();
     }
 
     @Test
