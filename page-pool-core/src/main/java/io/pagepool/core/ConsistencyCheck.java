@@ -8,7 +8,8 @@ import java.util.Arrays;
  *
  * <ol>
  *   <li>Collect the blocks parked in per-CPU caches (under their own locks, before the zone lock,
- *       to keep the lock order cache, then zone).</li>
+ *       to keep the lock order cache, then zone), with the cache layer quiesced throughout, so that
+ *       no ended thread's set is reaped into the zone between this step and the next.</li>
  *   <li>Under the zone lock, walk each free list: every entry must be a reserved, aligned,
  *       {@code FREE} head of that list's order, seen once, with a correct back link; the per-order
  *       block counts and the free-page total must match.</li>
@@ -29,14 +30,17 @@ final class ConsistencyCheck {
     }
 
     static void run(BuddyZone zone, CpuPageCache cache) {
-        CachedBlocks cached = new CachedBlocks();
-        cache.forEachCachedBlock(cached);
-        zone.lockQuietly();
-        try {
-            check(zone, cached);
-        } finally {
-            zone.unlock();
-        }
+        cache.quiesced(() -> { // no ended thread's set is reaped between the two reads
+            CachedBlocks cached = new CachedBlocks();
+            cache.forEachCachedBlock(cached);
+            zone.lockQuietly();
+            try {
+                check(zone, cached);
+            } finally {
+                zone.unlock();
+            }
+            return null;
+        });
     }
 
     private static void check(BuddyZone zone, CachedBlocks cached) {

@@ -1,5 +1,7 @@
 package io.pagepool.core;
 
+import java.util.function.Supplier;
+
 /**
  * The per-CPU layer between callers and the buddy zone, for orders 0 to
  * {@link CpuPageLists#TOP_ORDER}: one implementation per {@link CpuCacheMode}.
@@ -31,6 +33,17 @@ interface CpuPageCache {
     void sumCounters(AllocCounters sum);
 
     void forEachCachedBlock(CpuPageLists.BlockVisitor visitor);
+
+    /**
+     * Returns {@code read}'s result, computed while this layer moves no page and no counter on its
+     * own (no ended thread's set is reaped meanwhile), so that a read of the sets followed by a read
+     * of the zone counts each page and each operation in one place. Callers' own operations are not
+     * held off. Lock order: this layer's, then the zone's. The default holds nothing: only
+     * {@link PerThreadPageCaches} moves pages without a caller.
+     */
+    default <T> T quiesced(Supplier<T> read) {
+        return read.get();
+    }
 
     void close();
 }

@@ -545,13 +545,15 @@ public final class PageAllocator implements AutoCloseable {
      */
     public long freePageCount() {
         checkOpen();
-        long cached = cpuCache.cachedPages();
-        zone.lockQuietly();
-        try {
-            return zone.freePages() + zone.unreservedPages() + cached;
-        } finally {
-            zone.unlock();
-        }
+        return cpuCache.quiesced(() -> {
+            long cached = cpuCache.cachedPages();
+            zone.lockQuietly();
+            try {
+                return zone.freePages() + zone.unreservedPages() + cached;
+            } finally {
+                zone.unlock();
+            }
+        });
     }
 
     /** Free pages parked in per-thread caches or magazines (part of {@link #freePageCount()}). */
@@ -563,18 +565,20 @@ public final class PageAllocator implements AutoCloseable {
     /** A snapshot of counters and page accounting. Thread-safe; see {@link PageAllocatorStats}. */
     public PageAllocatorStats stats() {
         checkOpen();
-        AllocCounters sum = new AllocCounters();
-        cpuCache.sumCounters(sum);
-        long cached = cpuCache.cachedPages();
-        int sets = cpuCache.pageSets();
-        zone.lockQuietly();
-        try {
-            zone.counters.addTo(sum);
-            zone.retiredCacheCounters.addTo(sum);
-            return new PageAllocatorStats(sum, splits.sum(), zone, cached, sets);
-        } finally {
-            zone.unlock();
-        }
+        return cpuCache.quiesced(() -> {
+            AllocCounters sum = new AllocCounters();
+            cpuCache.sumCounters(sum);
+            long cached = cpuCache.cachedPages();
+            int sets = cpuCache.pageSets();
+            zone.lockQuietly();
+            try {
+                zone.counters.addTo(sum);
+                zone.retiredCacheCounters.addTo(sum);
+                return new PageAllocatorStats(sum, splits.sum(), zone, cached, sets);
+            } finally {
+                zone.unlock();
+            }
+        });
     }
 
     /**

@@ -7,7 +7,8 @@ package io.pagepool.core;
  * <p>Counters are summed from the zone, the magazines and every per-thread cache (including
  * those of ended threads). Figures that belong to live threads' caches are read without
  * synchronization and may be a few operations stale while those threads run; they are exact
- * once the threads are quiescent.
+ * once the threads are quiescent, also while the allocator's own reaper returns the caches of
+ * threads that ended (it waits for the snapshot).
  *
  * <p>Thread safety: immutable.
  */

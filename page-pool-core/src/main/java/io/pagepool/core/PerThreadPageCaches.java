@@ -2,6 +2,7 @@ package io.pagepool.core;
 
 import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.function.Supplier;
 
 /**
  * {@link CpuCacheMode#PER_THREAD}: one {@link CpuPageLists} per thread, the Java stand-in for
@@ -185,6 +186,14 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
             for (CpuPageLists set : registry) {
                 set.forEachBlock(visitor);
             }
+        }
+    }
+
+    /** Holds the registry: reaping, which moves an ended thread's pages and counters to the zone, waits. */
+    @Override
+    public <T> T quiesced(Supplier<T> read) {
+        synchronized (registry) {
+            return read.get();
         }
     }
 

@@ -501,6 +501,42 @@ class PageAllocatorConcurrencyTest {
         }
     }
 
+    /**
+     * Reaping an ended thread's cache moves its pages and its counters to the zone. Reaped while
+     * {@code stats()} or {@code checkConsistency()} runs, between their reading the caches and their
+     * reading the zone, the pages would be counted twice (allocated pages below zero, frees above
+     * allocations) or found in neither place. Only reaping runs here, so both must be exact throughout.
+     */
+    @Test
+    void statsAndConsistencyStayExactWhileEndedThreadsAreReaped() throws Exception {
+        try (PageAllocator a = small(CpuCacheMode.PER_THREAD).preTouch(true).build()) {
+            for (int round = 0; round < 300; round++) {
+                for (int i = 0; i < 4; i++) { // every page free, some parked in the caches of threads that ended
+                    Thread parker = new Thread(() -> {
+                        for (int k = 0; k < 12; k++) {
+                            a.freePages(a.allocPages(0), 0);
+                        }
+                    }, "parks-then-ends");
+                    parker.start();
+                    parker.join(JOIN_MILLIS);
+                }
+                Thread reaper = new Thread(a::drainCpuCaches, "reaps-on-register"); // its set is empty: only reaps
+                reaper.start();
+                int checks = 0;
+                do {
+                    PageAllocatorStats s = a.stats();
+                    assertEquals(0, s.allocatedPages(), () -> "pages counted twice or lost: " + s);
+                    assertEquals(s.allocs(), s.frees(), () -> "counters counted twice or lost: " + s);
+                    assertEquals(a.totalPages(), a.freePageCount(), "free pages counted twice or lost");
+                    a.checkConsistency();
+                    checks++;
+                } while (reaper.isAlive() || checks < 2);
+                reaper.join(JOIN_MILLIS);
+            }
+            assertTrue(a.stats().threadCachesReaped() > 0, "threads' caches were reaped during the run");
+        }
+    }
+
     @ParameterizedTest
     @EnumSource(CpuCacheMode.class)
     void manyVirtualThreadsAllocateAndFreeWithoutParkingPages(CpuCacheMode mode) throws Exception {
