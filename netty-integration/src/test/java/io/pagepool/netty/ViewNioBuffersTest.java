@@ -23,12 +23,15 @@ import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.GatheringByteChannel;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Named;
 import org.junit.jupiter.api.Timeout;
@@ -58,9 +61,23 @@ class ViewNioBuffersTest {
         ResourceLeakDetector.setLevel(saved);
     }
 
+    /** Pagepool allocators the current case made; closed after it. */
+    private static final List<PagePoolByteBufAllocator> OPENED = new ArrayList<>();
+
+    /** Every view released gives its root's memory back: close() refuses while a page is still out. */
+    @AfterEach
+    void everyPageCameBack() {
+        for (PagePoolByteBufAllocator alloc : OPENED) {
+            alloc.close();
+        }
+        OPENED.clear();
+    }
+
     static Stream<Named<ByteBufAllocator>> allocators() {
+        PagePoolByteBufAllocator pagepool = PagePoolByteBufAllocator.builder().capacity(16L << 20).build();
+        OPENED.add(pagepool);
         return Stream.of(
-                Named.of("pagepool", PagePoolByteBufAllocator.builder().capacity(16L << 20).build()),
+                Named.of("pagepool", pagepool),
                 Named.of("netty pooled", new PooledByteBufAllocator(true)),
                 Named.of("netty adaptive", new AdaptiveByteBufAllocator()));
     }
