@@ -168,7 +168,7 @@ public final class PagePool implements AutoCloseable {
         this.owner = b.owner != null ? b.owner : Thread.currentThread();
         this.mapper = b.dmaMapper;
         this.dma = mapper != null ? pt.dmaAddresses() : null;
-        this.maxSyncLength = Math.min(b.maxSyncLength >= 0 ? b.maxSyncLength : blockBytes, blockBytes - b.syncOffset);
+        this.maxSyncLength = Math.min(b.maxSyncLengthSet ? b.maxSyncLength : blockBytes, blockBytes - b.syncOffset);
         this.syncOffset = b.syncOffset;
         this.zeroOnAlloc = b.zeroOnAlloc;
         this.fragAlign = b.fragAlign;
@@ -311,6 +311,7 @@ public final class PagePool implements AutoCloseable {
             dma[pfn] = mapper.map(pfn, allocator.address(pfn), blockBytes);
         }
         pt.pool[pfn] = id;
+        pt.state[pfn] = PoolPageTable.IN_POOL; // parked until handed out: a put of it is a double put
         pagesEntered++;
     }
 
@@ -455,7 +456,11 @@ public final class PagePool implements AutoCloseable {
                     // Not synced, so not reusable: the page leaves the pool (counted as returned)
                     // rather than staying neither in flight nor parked.
                     recycleReleasedRefcnt.increment();
-                    release(pfn);
+                    try {
+                        release(pfn);
+                    } catch (RuntimeException | Error unmapFailure) {
+                        e.addSuppressed(unmapFailure); // the sync failure is the caller's first news
+                    }
                     throw e;
                 }
             }
@@ -689,12 +694,16 @@ public final class PagePool implements AutoCloseable {
                 return;
             }
             closed = true;
-            if (fragPfn != PageAllocator.NO_PAGE) {
-                retireFragPage(); // sees closed: a page whose fragments are all back is released now
-            }
             // A failing unmap must not strand the pages after it: every page is freed (release
             // frees even when unmap throws) and the first failure is rethrown at the end.
             Throwable failure = null;
+            if (fragPfn != PageAllocator.NO_PAGE) {
+                try {
+                    retireFragPage(); // sees closed: a page whose fragments are all back is released now
+                } catch (RuntimeException | Error e) {
+                    failure = e;
+                }
+            }
             int n = cacheCount;
             cacheCount = 0;
             for (int i = 0; i < n; i++) {
@@ -748,7 +757,7 @@ public final class PagePool implements AutoCloseable {
         try {
             nanos = timeout.toNanos();
         } catch (ArithmeticException longerThan292Years) {
-            nanos = Long.MAX_VALUE;
+            nanos = timeout.isNegative() ? 0 : Long.MAX_VALUE;
         }
         long deadline = System.nanoTime() + nanos;
         for (;;) {
@@ -784,7 +793,8 @@ public final class PagePool implements AutoCloseable {
         private int ringSize = DEFAULT_RING_SIZE;
         private Thread owner;
         private DmaMapper dmaMapper;
-        private int maxSyncLength = -1;
+        private int maxSyncLength;
+        private boolean maxSyncLengthSet; // if not, the rest of the block from syncOffset
         private int syncOffset;
         private boolean zeroOnAlloc;
         private int fragAlign = DEFAULT_FRAG_ALIGN;
@@ -829,9 +839,13 @@ public final class PagePool implements AutoCloseable {
             return this;
         }
 
-        /** Most bytes synced for the device per recycle. Default, and at most: the rest of the block from {@link #syncOffset}. */
+        /**
+         * Most bytes synced for the device per recycle, not negative (0: recycles sync nothing).
+         * Default, and at most: the rest of the block from {@link #syncOffset}.
+         */
         public Builder maxSyncLength(int bytes) {
             this.maxSyncLength = bytes;
+            this.maxSyncLengthSet = true;
             return this;
         }
 
@@ -876,6 +890,9 @@ public final class PagePool implements AutoCloseable {
             }
             if (ringSize < 2 || ringSize > (1 << 30)) {
                 throw new IllegalArgumentException("ringSize " + ringSize + " must be between 2 and 2^30");
+            }
+            if (maxSyncLengthSet && maxSyncLength < 0) {
+                throw new IllegalArgumentException("maxSyncLength " + maxSyncLength + " must not be negative");
             }
             if (maxSyncLength > blockBytes) {
                 throw new IllegalArgumentException("maxSyncLength " + maxSyncLength + " exceeds the block size " + blockBytes);

@@ -167,4 +167,52 @@ class PagePoolDmaMapperFailureTest {
         assertEquals(pool.blockBytes() - 256, last[1], "the whole block from the offset, not past its end");
         pool.close();
     }
+    /**
+     * close() first retires the page fragments are carved from; when its fragments are all back it
+     * is released right there, and an unmap failing on it must not stop close() before the cache.
+     */
+    @Test
+    void anUnmapFailureOnTheFragmentPageDuringCloseStillReleasesTheCache() {
+        PageAllocator allocator = allocator();
+        FailingMapper mapper = new FailingMapper(0, 1, 0);
+        PagePool pool = PagePool.builder(allocator).dmaMapper(mapper).build();
+        pool.putFrag(pool.allocFrag(64), true); // 64 pages entered: one carved (its fragment back), 63 cached
+
+        IllegalStateException e = assertThrows(IllegalStateException.class, pool::close);
+        assertTrue(e.getMessage().startsWith("unmap failed"), e.getMessage());
+        pool.close(); // a second close does nothing
+        assertEquals(64, mapper.unmaps.get(), () -> "every page unmapped once: " + pool.stats());
+        assertEquals(0, allocator.stats().allocatedPages(), () -> "pages kept by the closed pool: " + pool.stats());
+        allocator.checkConsistency();
+        allocator.close();
+    }
+
+    /** A sync that fails and then an unmap that fails on the same page: the caller hears of both. */
+    @Test
+    void aSyncFailureIsReportedEvenWhenReleasingThePageFailsToo() {
+        PageAllocator allocator = allocator();
+        PagePool pool = PagePool.builder(allocator).dmaMapper(new FailingMapper(0, 1, 1)).build();
+        int pfn = pool.allocPage();
+
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> pool.putPage(pfn, -1, true));
+        assertTrue(e.getMessage().startsWith("sync failed"), e::toString);
+        assertEquals(1, e.getSuppressed().length);
+        assertTrue(e.getSuppressed()[0].getMessage().startsWith("unmap failed"), e.getSuppressed()[0]::toString);
+        assertEquals(0, pool.inflight());
+        pool.close();
+        assertEquals(0, allocator.stats().allocatedPages());
+        allocator.close();
+    }
+
+    @Test
+    void aNegativeMaxSyncLengthIsRefused() {
+        PageAllocator allocator = allocator();
+        for (int bytes : new int[] {-1, -100}) {
+            PagePool.Builder b = PagePool.builder(allocator).maxSyncLength(bytes).dmaMapper(new FailingMapper(0, 0, 0));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, b::build);
+            assertTrue(e.getMessage().contains("maxSyncLength " + bytes + " must not be negative"), e::getMessage);
+        }
+        assertEquals(0, allocator.stats().allocatedPages());
+        allocator.close();
+    }
 }

@@ -4,10 +4,15 @@ import static io.pagepool.core.PagePoolTestSupport.PAGE;
 import static io.pagepool.core.PagePoolTestSupport.assertAccounting;
 import static io.pagepool.core.PagePoolTestSupport.assertAllBackAndClose;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -51,6 +56,45 @@ class PagePoolMisuseTest {
         assertEquals(allocatedBefore, allocator.stats().allocatedPages());
         allocator.checkConsistency();
         return ex;
+    }
+
+    /** A page that came in with a refill and waits in the cache was never handed out: putting it is a double put. */
+    @Test
+    void putOfAPageTheRefillParkedIsADoublePut() {
+        pool.close();
+        List<Integer> entered = new ArrayList<>();
+        pool = PagePool.builder(allocator).dmaMapper(new DmaMapper() { // only to learn which pages entered
+            @Override
+            public long map(int pfn, long address, int length) {
+                entered.add(pfn);
+                return address;
+            }
+
+            @Override
+            public void unmap(int pfn, long dmaAddress, int length) {
+            }
+
+            @Override
+            public void syncForDevice(int pfn, long dmaAddress, int offset, int length) {
+            }
+        }).build();
+        int out = pool.allocPage(); // the refill parked the rest of its batch in the cache
+        int parked = entered.get(0) != out ? entered.get(0) : entered.get(1);
+        assertMisuse(IllegalStateException.class, () -> pool.putPage(parked, 0, true),
+                "double put: pfn " + parked + " is already back in");
+        pool.putPage(out, 0, true);
+    }
+
+    /** A negative timeout is "do not wait", however large: toNanos() overflows past 292 years. */
+    @Test
+    void awaitInflightWithAHugeNegativeTimeoutDoesNotWait() {
+        int pfn = pool.allocPage();
+        assertTimeoutPreemptively(Duration.ofSeconds(10), () -> {
+            assertFalse(pool.awaitInflight(Duration.ofSeconds(-1)));
+            assertFalse(pool.awaitInflight(Duration.ofSeconds(Long.MIN_VALUE)));
+        });
+        pool.putPage(pfn, 0, true);
+        assertTrue(pool.awaitInflight(Duration.ofSeconds(Long.MAX_VALUE)), "and a huge positive one returns once all are back");
     }
 
     @Test
