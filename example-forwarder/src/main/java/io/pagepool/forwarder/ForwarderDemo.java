@@ -44,6 +44,8 @@ public final class ForwarderDemo implements Callable<Integer> {
     static final double TEN_GBE_MIN_FRAME_NS = 67.2;
     private static final String LEAK_LEVEL_PROPERTY = "io.netty.leakDetection.level";
     static final List<String> ALLOCATORS = List.of("pagepool", "adaptive", "pooled");
+    /** Most datagrams one recvmmsg call takes: Linux's UIO_MAXIOV, Netty's limit too. */
+    static final int MAX_DATAGRAMS_PER_READ = 1024;
 
     @Option(names = {"-n", "--packets"}, description = "Packets measured per allocator (default: ${DEFAULT-VALUE}).")
     long packets = 500_000;
@@ -103,9 +105,15 @@ public final class ForwarderDemo implements Callable<Integer> {
             packets = 100_000;
             warmup = 20_000;
         }
-        if (packets < 1 || warmup < 0 || window < 1 || budgetNs <= 0 || (ghz != null && ghz <= 0)) {
+        if (packets < 1 || warmup < 0 || window < 1 || !positiveAndFinite(budgetNs)
+                || (ghz != null && !positiveAndFinite(ghz))) {
             throw new CommandLine.ParameterException(spec.commandLine(),
-                    "--packets and --window must be positive, --warmup not negative, --budget-ns and --ghz positive");
+                    "--packets and --window must be positive, --warmup not negative, --budget-ns and --ghz"
+                            + " positive and finite");
+        }
+        if (allocators.isEmpty()) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--allocators: name at least one of " + String.join(", ", ALLOCATORS));
         }
         if (size < LoopbackLoad.HEADER || size > UdpForwarder.DATAGRAM_SIZE) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--size " + size + " must be between "
@@ -113,7 +121,11 @@ public final class ForwarderDemo implements Callable<Integer> {
                     + UdpForwarder.DATAGRAM_SIZE + " (the forwarder's read buffer)");
         }
         Transport t = transport != null ? transport : Transport.best();
-        if (datagramsPerRead < 1 || (datagramsPerRead > 1 && t != Transport.EPOLL)) {
+        if (datagramsPerRead < 1 || datagramsPerRead > MAX_DATAGRAMS_PER_READ) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--recvmmsg " + datagramsPerRead
+                    + " must be between 1 and " + MAX_DATAGRAMS_PER_READ + " (Linux's UIO_MAXIOV)");
+        }
+        if (datagramsPerRead > 1 && t != Transport.EPOLL) {
             throw new CommandLine.ParameterException(spec.commandLine(),
                     "--recvmmsg " + datagramsPerRead + ": 1, or more with the EPOLL transport, not " + t);
         }
@@ -169,6 +181,10 @@ public final class ForwarderDemo implements Callable<Integer> {
         return allGood ? 0 : 1;
     }
 
+    private static boolean positiveAndFinite(double x) {
+        return x > 0 && x < Double.POSITIVE_INFINITY; // false for NaN
+    }
+
     private Row run(String allocatorName, Transport t) throws IOException, InterruptedException {
         try (ClosableAllocator allocator = newAllocator(allocatorName); LoopbackLoad load = new LoopbackLoad(size)) {
             long lost;
@@ -180,8 +196,8 @@ public final class ForwarderDemo implements Callable<Integer> {
                 long cpu0 = forwarder.cpuNanos();
                 long t0 = System.nanoTime();
                 lost = load.send(forwarder.localAddress(), warmup, packets, window);
-                wall = System.nanoTime() - t0;
                 long cpu1 = forwarder.cpuNanos();
+                wall = load.lastArrivalNanos() - t0; // not the wait for datagrams that never came
                 cpu = cpu0 < 0 || cpu1 < 0 ? -1 : cpu1 - cpu0;
             }
             return new Row(allocatorName, packets, lost, load.corrupt(), wall, cpu, allocator.closeAndReport());

@@ -17,18 +17,22 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>The sender keeps at most {@code window} datagrams between itself and the sink, so the sockets'
  * buffers never overflow and the forwarder runs flat out without loss. When nothing arrives for
- * {@value #STALL_MILLIS} ms the sender gives up what is outstanding and goes on; given-up datagrams
- * that arrive later count as received and narrow the window back, and at the end the sender waits
- * for every datagram until none arrives for {@value #STALL_MILLIS} ms. So a forwarder that is only
- * slow for a while (its first packets run in the interpreter and load classes) loses nothing, and
- * one that drops datagrams costs a stall per loss episode, not a hang. Each {@link #send} counts only
- * the datagrams of its own sequence range, so stragglers of an earlier send (a warm-up) are not
- * credited to it.
+ * {@value #STALL_MILLIS} ms the sender presumes what is outstanding lost and sends on (so for a
+ * moment up to twice the window may be on the way); each arrival after that first pays one
+ * presumed loss back before it opens the window again, so the window is back to its size once as
+ * many have arrived. At the end the sender waits for every datagram until none has arrived for
+ * {@value #DRAIN_MILLIS} ms, and only what is missing then counts as lost. So a forwarder that is
+ * only slow for a while (its first packets run in the interpreter and load classes) loses nothing,
+ * and one that drops datagrams costs a stall per loss episode and one drain wait, not a hang. Each
+ * {@link #send} counts only the datagrams of its own sequence range, so stragglers of an earlier
+ * send (a warm-up) are not credited to it.
  */
 public final class LoopbackLoad implements AutoCloseable {
 
     /** How long the sender waits for the sink before it counts what is outstanding as lost. */
     static final long STALL_MILLIS = 50;
+    /** How long the end of a send waits for any datagram still missing, from the last arrival. */
+    static final long DRAIN_MILLIS = 1_000;
     /** Bytes of the sequence number at the start of each datagram. */
     static final int HEADER = Long.BYTES;
 
@@ -42,10 +46,13 @@ public final class LoopbackLoad implements AutoCloseable {
     /** Why the sink thread stopped, if it failed. */
     private volatile Throwable sinkFailure;
 
-    /** Datagrams numbered {@code first} to {@code end - 1}; {@code arrived} is written by the sink thread only. */
-    private record Range(long first, long end, AtomicLong arrived) {
+    /**
+     * Datagrams numbered {@code first} to {@code end - 1}; how many arrived and when the latest did
+     * ({@link System#nanoTime()}), both written by the sink thread only.
+     */
+    private record Range(long first, long end, AtomicLong arrived, AtomicLong lastArrival) {
         Range(long first, long end) {
-            this(first, end, new AtomicLong());
+            this(first, end, new AtomicLong(), new AtomicLong(System.nanoTime()));
         }
 
         boolean contains(long seq) {
@@ -90,8 +97,8 @@ public final class LoopbackLoad implements AutoCloseable {
 
     /**
      * Sends {@code count} datagrams numbered from {@code firstSeq} to {@code target}, at most
-     * {@code window} of them not yet at the sink, and waits until the sink has them all (or gives
-     * the stragglers up after {@value #STALL_MILLIS} ms without progress).
+     * {@code window} of them not yet at the sink (see the class comment for stalls), and waits until
+     * the sink has them all or none has arrived for {@value #DRAIN_MILLIS} ms.
      *
      * @return how many of them the sink did not receive
      */
@@ -103,37 +110,52 @@ public final class LoopbackLoad implements AutoCloseable {
         Range r = new Range(firstSeq, firstSeq + count);
         range = r;
         AtomicLong arrived = r.arrived();
-        long givenUp = 0; // counted lost to keep the window moving
+        long presumedLost = 0; // outstanding when a stall gave them up
+        long counted = 0; // arrivals already set against presumedLost or the window
         try (DatagramChannel sender = DatagramChannel.open()) {
             sender.setOption(StandardSocketOptions.SO_SNDBUF, 4 << 20);
             sender.connect(target);
             ByteBuffer out = ByteBuffer.allocateDirect(size);
             for (long i = 0; i < count; i++) {
-                // Late, not lost: what arrived after it was given up narrows the window back.
-                givenUp = Math.min(givenUp, i - arrived.get());
-                while (i - arrived.get() - givenUp >= window) {
-                    if (!progressed(arrived)) {
-                        givenUp = i - arrived.get();
+                for (;;) {
+                    long a = arrived.get();
+                    presumedLost = Math.max(0, presumedLost - (a - counted)); // late, not lost
+                    counted = a;
+                    if (i - a - presumedLost < window) {
+                        break;
+                    }
+                    if (!progressed(arrived, STALL_MILLIS)) {
+                        counted = arrived.get();
+                        presumedLost = i - counted;
                     }
                 }
                 fill(out, firstSeq + i);
                 sender.write(out);
             }
-            // Every datagram gets its chance to arrive, the given-up ones too: a slow start (a cold
-            // JIT, class loading on the forwarder's first packets) delays datagrams, it does not
-            // lose them. Only STALL_MILLIS without any arrival ends the wait.
-            while (arrived.get() < count && progressed(arrived)) {
-                // each arrival restarts the stall clock
+            // Every datagram gets its chance to arrive, the presumed-lost ones too: a slow start (a
+            // cold JIT, class loading on the forwarder's first packets) delays datagrams, it does
+            // not lose them.
+            while (arrived.get() < count && progressed(arrived, DRAIN_MILLIS)) {
+                // each arrival restarts the clock
             }
         }
         return count - arrived.get();
     }
 
     /**
-     * Waits for the sink to receive one more datagram of the current range: true if it does, false
-     * if it makes no progress for {@value #STALL_MILLIS} ms. Throws if the sink thread has failed.
+     * When the latest datagram of the last {@link #send}'s range arrived, on the
+     * {@link System#nanoTime()} scale (the start of that send if none did): the end of a run for a
+     * rate, without the drain wait for datagrams that never came.
      */
-    private boolean progressed(AtomicLong arrived) {
+    public long lastArrivalNanos() {
+        return range.lastArrival().get();
+    }
+
+    /**
+     * Waits for the sink to receive one more datagram of the current range: true if it does, false
+     * if it makes no progress for {@code millis} ms. Throws if the sink thread has failed.
+     */
+    private boolean progressed(AtomicLong arrived, long millis) {
         long seen = arrived.get();
         long since = System.nanoTime();
         while (arrived.get() == seen) {
@@ -141,7 +163,7 @@ public final class LoopbackLoad implements AutoCloseable {
             if (failure != null) {
                 throw new IllegalStateException("the sink failed", failure);
             }
-            if (System.nanoTime() - since > TimeUnit.MILLISECONDS.toNanos(STALL_MILLIS)) {
+            if (System.nanoTime() - since > TimeUnit.MILLISECONDS.toNanos(millis)) {
                 return false;
             }
             Thread.yield(); // two cores, three busy threads: let the forwarder and the sink run
@@ -172,11 +194,12 @@ public final class LoopbackLoad implements AutoCloseable {
                 if (!intact(in)) {
                     corrupt.incrementAndGet();
                 }
+                received.lazySet(received.get() + 1); // one writer: this thread; before arrived, which send() waits on
                 Range r = range;
                 if (in.remaining() >= HEADER && r.contains(in.getLong(0))) {
+                    r.lastArrival().lazySet(System.nanoTime());
                     r.arrived().lazySet(r.arrived().get() + 1); // one writer: this thread
                 }
-                received.lazySet(received.get() + 1); // one writer: this thread
             }
         } catch (ClosedChannelException e) {
             // close(): done

@@ -13,10 +13,14 @@ import java.io.StringWriter;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.DatagramChannel;
+import java.util.ArrayDeque;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 import picocli.CommandLine;
 
@@ -125,6 +129,26 @@ class UdpForwarderTest {
         assertTrue(err.toString().contains("unknown allocator 'jemalloc'"), err::toString);
     }
 
+    /** Arguments the demo must refuse with picocli's usage error (exit 2) and a message, before anything runs. */
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {
+        "--budget-ns NaN                 | --budget-ns and --ghz positive and finite",
+        "--ghz Infinity                  | --budget-ns and --ghz positive and finite",
+        "--ghz NaN                       | --budget-ns and --ghz positive and finite",
+        "--allocators ,                  | --allocators: name at least one of pagepool",
+        "--recvmmsg 1048576              | --recvmmsg 1048576 must be between 1 and 1024",
+        "--recvmmsg 0                    | --recvmmsg 0 must be between 1 and 1024"})
+    void demoRejectsABadArgumentBeforeRunning(String args, String message) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CommandLine cmd = new CommandLine(new ForwarderDemo());
+        cmd.setOut(new PrintWriter(out));
+        cmd.setErr(new PrintWriter(err));
+        assertEquals(2, cmd.execute(args.split(" ")), () -> "out:\n" + out + "\nerr:\n" + err);
+        assertTrue(err.toString().contains(message), err::toString);
+        assertEquals("", out.toString(), "nothing ran");
+    }
+
     @Test
     void demoRejectsQuickWithExplicitCounts() {
         StringWriter err = new StringWriter();
@@ -187,15 +211,43 @@ class UdpForwarderTest {
     /**
      * A forwarder that holds everything for several stall periods and then forwards it all (its
      * first packets in the interpreter, loading classes, on two busy cores) loses nothing: the
-     * sender gives the outstanding datagrams up to keep going, but counts them once they arrive.
+     * sender presumes the outstanding datagrams lost to keep going, but counts them once they arrive.
      */
     @Test
     void aForwarderSlowToStartLosesNothing() throws Exception {
         try (LoopbackLoad load = new LoopbackLoad(64);
-                Relay relay = new Relay(load.sinkAddress(), 4 * LoopbackLoad.STALL_MILLIS, Long.MAX_VALUE)) {
+                Relay relay = new Relay(load.sinkAddress(), 4 * LoopbackLoad.STALL_MILLIS, 0)) {
             assertEquals(0, load.send(relay.address(), 0, 1_000, 16), "datagrams held up counted as lost");
             assertEquals(1_000, load.received());
             assertEquals(0, load.corrupt());
+        }
+    }
+
+    /** The same when the whole send fits in the window, so that the sender goes straight to the final wait. */
+    @Test
+    void aForwarderSlowToStartLosesNothingWhenTheSendFitsInTheWindow() throws Exception {
+        try (LoopbackLoad load = new LoopbackLoad(64);
+                Relay relay = new Relay(load.sinkAddress(), 4 * LoopbackLoad.STALL_MILLIS, 0)) {
+            assertEquals(0, load.send(relay.address(), 0, 100, 256), "datagrams held up counted as lost");
+        }
+    }
+
+    /**
+     * After a slow start the window is back to its size: a forwarder that holds everything for a
+     * while and is then the slowest link never has more than the window waiting for it in the
+     * second half of the run.
+     */
+    @Test
+    void theWindowIsBackToItsSizeOnceTheLateDatagramsHaveArrived() throws Exception {
+        int window = 64;
+        int count = 4_000;
+        try (LoopbackLoad load = new LoopbackLoad(64);
+                Relay relay = new Relay(load.sinkAddress(), 5 * LoopbackLoad.STALL_MILLIS / 2, 0)) {
+            relay.throttle(50_000, count / 2);
+            assertEquals(0, load.send(relay.address(), 0, count, window));
+            assertTrue(relay.maxWaiting() > 0, "the relay measured the second half");
+            assertTrue(relay.maxWaiting() <= window, () -> "up to " + relay.maxWaiting()
+                    + " datagrams sent and not yet forwarded in the second half, more than the window of " + window);
         }
     }
 
@@ -210,26 +262,47 @@ class UdpForwarderTest {
     }
 
     /**
-     * A plain-socket forwarder for testing the load itself: waits {@code delayMillis} before it
-     * reads anything, then passes every datagram on to {@code upstream} except those whose sequence
-     * number is one less than a multiple of {@code dropEvery}.
+     * A plain-socket forwarder for testing the load itself: reads nothing for {@code holdMillis},
+     * then passes every datagram on to {@code upstream} except, if {@code dropEvery} is not 0, those
+     * whose sequence number is one less than a multiple of it; optionally {@link #throttle throttled}.
      */
     private static final class Relay implements AutoCloseable {
         private final DatagramChannel socket;
         private final Thread thread;
+        private volatile long perDatagramNanos;
+        private volatile long measureFrom = Long.MAX_VALUE;
+        private final AtomicLong maxWaiting = new AtomicLong();
 
-        Relay(InetSocketAddress upstream, long delayMillis, long dropEvery) throws IOException {
+        Relay(InetSocketAddress upstream, long holdMillis, long dropEvery) throws IOException {
             socket = DatagramChannel.open().bind(ANY_LOOPBACK_PORT);
+            socket.configureBlocking(false);
             thread = new Thread(() -> {
-                ByteBuffer datagram = ByteBuffer.allocate(65536);
+                ArrayDeque<ByteBuffer> waiting = new ArrayDeque<>();
+                long highest = -1;
+                long passedOn = 0;
+                long lastPass = 0;
                 try {
-                    Thread.sleep(delayMillis);
+                    Thread.sleep(holdMillis);
                     for (;;) {
-                        datagram.clear();
-                        socket.receive(datagram);
-                        datagram.flip();
-                        if (datagram.getLong(0) % dropEvery != dropEvery - 1) {
-                            socket.send(datagram, upstream);
+                        ByteBuffer datagram;
+                        while (socket.receive(datagram = ByteBuffer.allocate(2048)) != null) {
+                            datagram.flip();
+                            highest = Math.max(highest, datagram.getLong(0));
+                            waiting.add(datagram);
+                        }
+                        if (highest >= measureFrom && highest + 1 - passedOn > maxWaiting.get()) {
+                            maxWaiting.set(highest + 1 - passedOn); // sent and not yet passed on, at least
+                        }
+                        long now = System.nanoTime();
+                        if (!waiting.isEmpty() && now - lastPass >= perDatagramNanos) {
+                            ByteBuffer next = waiting.poll();
+                            if (dropEvery == 0 || next.getLong(0) % dropEvery != dropEvery - 1) {
+                                socket.send(next, upstream);
+                            }
+                            passedOn++;
+                            lastPass = now;
+                        } else if (waiting.isEmpty()) {
+                            LockSupport.parkNanos(10_000);
                         }
                     }
                 } catch (IOException | InterruptedException e) {
@@ -237,6 +310,17 @@ class UdpForwarderTest {
                 }
             }, "relay");
             thread.start();
+        }
+
+        /** At most one datagram per {@code nanos}; measure {@link #maxWaiting} once {@code from} has been seen. */
+        void throttle(long nanos, long from) {
+            perDatagramNanos = nanos;
+            measureFrom = from;
+        }
+
+        /** The most datagrams seen sent (highest number + 1) and not yet passed on, once measuring. */
+        long maxWaiting() {
+            return maxWaiting.get();
         }
 
         InetSocketAddress address() throws IOException {
