@@ -535,9 +535,18 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
      * Binds {@code capacity} bytes of memory from this arena (or the allocator) to {@code buf}. When
      * memory runs out, the arena first gives back everything it has parked (see {@link
      * #reclaimParked()}) and tries once more; only then does the allocator's fallback policy apply.
+     * A request larger than the largest block goes to the fallback policy at once: that is not
+     * memory running out, and giving back what is parked would not serve it.
      */
     void bind(PagePoolByteBuf buf, int capacity) {
-        if (tryBind(buf, capacity) || (reclaimParked() && tryBind(buf, capacity))) {
+        if (tryBind(buf, capacity)) {
+            return;
+        }
+        if (!parent.fitsInABlock(capacity)) {
+            parent.bindFallback(buf, capacity);
+            return;
+        }
+        if (reclaimParked() && tryBind(buf, capacity)) {
             return;
         }
         parent.askOtherArenasToGiveBack(this);

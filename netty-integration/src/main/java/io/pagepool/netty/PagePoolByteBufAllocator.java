@@ -325,7 +325,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
     }
 
     private void bindWithoutArena(PagePoolByteBuf buf, int capacity) {
-        if (!bindBlock(buf, Math.max(capacity, 1), null)) {
+        if (!bindBlock(buf, capacity, null)) {
             bindFallback(buf, capacity);
         }
     }
@@ -336,7 +336,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
      * (null: none) goes back to that arena's owner when released on another thread.
      */
     boolean bindBlock(PagePoolByteBuf buf, int capacity, PagePoolArena arena) {
-        int pagesNeeded = (int) (((long) capacity + pageSize - 1) / pageSize);
+        int pagesNeeded = (int) ((Math.max(capacity, 1L) + pageSize - 1) / pageSize); // a 0-byte buffer takes a page
         int order = pagesNeeded <= 1 ? 0 : 32 - Integer.numberOfLeadingZeros(pagesNeeded - 1);
         if (order > pages.maxOrder() || pages.isClosed()) {
             return false;
@@ -350,6 +350,11 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         buf.bindBlock(home, pfn, order, pages.regionBuffer(pfn), pages.regionOffset(pfn), address, capacity,
                 pageSize << order);
         return true;
+    }
+
+    /** Whether {@code capacity} bytes fit in the page allocator's largest block (else only the fallback can serve them). */
+    boolean fitsInABlock(int capacity) {
+        return capacity <= (pageSize << pages.maxOrder());
     }
 
     /**
@@ -471,13 +476,25 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             t = t.substring(0, t.length() - 1);
         }
         try {
-            return Long.parseLong(t.trim()) * unit;
-        } catch (NumberFormatException e) {
+            return Math.multiplyExact(Long.parseLong(t.trim()), unit);
+        } catch (NumberFormatException | ArithmeticException e) {
             throw new IllegalArgumentException("not a byte count: \"" + text + "\" (use e.g. 268435456, 256m or 1g)", e);
         }
     }
 
     // ------------------------------------------------------------------ builder
+
+    /** Most entries any of the builder's per-arena cache sizes may ask for: each is an array of that many per arena. */
+    public static final int MAX_CACHE_SIZE = 1 << 20;
+    /** Most pages a page pool's recycle ring may hold: {@code PagePool}'s own bound. */
+    private static final int MAX_POOL_RING_SIZE = 1 << 30;
+
+    private static void checkCacheSize(String name, int size) {
+        if (size < 0 || size > MAX_CACHE_SIZE) {
+            throw new IllegalArgumentException(name + " " + size + " must be between 0 and " + MAX_CACHE_SIZE
+                    + " (MAX_CACHE_SIZE)");
+        }
+    }
 
     /** Configures a {@link PagePoolByteBufAllocator}. Not thread-safe. */
     public static final class Builder {
@@ -549,7 +566,8 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         /**
          * Released fragments each arena keeps per size class for reuse by the next buffer of that
          * class: 128 by default, like the page pool's cache (at most about half a MiB per arena over
-         * all classes with 4 KiB pages). 0 sends every release straight back to the pool.
+         * all classes with 4 KiB pages). 0 sends every release straight back to the pool; at most
+         * {@link #MAX_CACHE_SIZE}.
          */
         public Builder fragmentCacheSize(int fragments) {
             this.fragmentCacheSize = fragments;
@@ -561,14 +579,15 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
          * each arena keeps per order with their memory for reuse by the next buffer of that order: 64
          * by default, like Netty's per-thread cache of normal sizes (at most 64 x (4 + 8 + 16 + 32) KiB
          * = 3.75 MiB per arena with 4 KiB pages, and only as much as the thread once had in use at
-         * once; given back when memory runs out). 0 returns every such buffer's memory on release.
+         * once; given back when memory runs out). 0 returns every such buffer's memory on release;
+         * at most {@link #MAX_CACHE_SIZE}.
          */
         public Builder blockCacheSize(int buffers) {
             this.blockCacheSize = buffers;
             return this;
         }
 
-        /** Buffer objects each arena keeps for reuse. Default 1024. */
+        /** Buffer objects each arena keeps for reuse. Default 1024, at most {@link #MAX_CACHE_SIZE}. */
         public Builder objectCacheSize(int objects) {
             this.objectCacheSize = objects;
             return this;
@@ -586,7 +605,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             return this;
         }
 
-        /** Each arena's page pool recycle ring size. Default 1024. */
+        /** Each arena's page pool recycle ring size, 2 to 2^30. Default 1024. */
         public Builder poolRingSize(int pages) {
             this.poolRingSize = pages;
             return this;
@@ -616,18 +635,14 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
          * @throws IllegalArgumentException if a setting is out of range (the message says which)
          */
         public PagePoolByteBufAllocator build() {
-            if (fragmentCacheSize < 0) {
-                throw new IllegalArgumentException("fragmentCacheSize " + fragmentCacheSize + " must be >= 0");
-            }
-            if (blockCacheSize < 0) {
-                throw new IllegalArgumentException("blockCacheSize " + blockCacheSize + " must be >= 0");
-            }
-            if (objectCacheSize < 0) {
-                throw new IllegalArgumentException("objectCacheSize " + objectCacheSize + " must be >= 0");
-            }
-            if (poolCacheSize < 1 || poolRefillBatch < 1 || poolRefillBatch > poolCacheSize || poolRingSize < 2) {
+            checkCacheSize("fragmentCacheSize", fragmentCacheSize);
+            checkCacheSize("blockCacheSize", blockCacheSize);
+            checkCacheSize("objectCacheSize", objectCacheSize);
+            if (poolCacheSize < 1 || poolRefillBatch < 1 || poolRefillBatch > poolCacheSize || poolRingSize < 2
+                    || poolRingSize > MAX_POOL_RING_SIZE) {
                 throw new IllegalArgumentException("pool sizes must satisfy 1 <= poolRefillBatch (" + poolRefillBatch
-                        + ") <= poolCacheSize (" + poolCacheSize + ") and poolRingSize (" + poolRingSize + ") >= 2");
+                        + ") <= poolCacheSize (" + poolCacheSize + ") and 2 <= poolRingSize (" + poolRingSize
+                        + ") <= 2^30");
             }
             return new PagePoolByteBufAllocator(this);
         }

@@ -655,6 +655,10 @@ class PagePoolByteBufAllocatorTest {
         bad.put("poolCacheSize", () -> PagePoolByteBufAllocator.builder().poolCacheSize(0));
         bad.put("poolRefillBatch", () -> PagePoolByteBufAllocator.builder().poolRefillBatch(200));
         bad.put("poolRingSize", () -> PagePoolByteBufAllocator.builder().poolRingSize(1));
+        bad.put("poolRingSize ", () -> PagePoolByteBufAllocator.builder().poolRingSize((1 << 30) + 1));
+        bad.put("fragmentCacheSize ", () -> PagePoolByteBufAllocator.builder().fragmentCacheSize(Integer.MAX_VALUE));
+        bad.put("blockCacheSize ", () -> PagePoolByteBufAllocator.builder().blockCacheSize((1 << 20) + 1));
+        bad.put("objectCacheSize ", () -> PagePoolByteBufAllocator.builder().objectCacheSize(Integer.MAX_VALUE));
         bad.put("pageSize", () -> PagePoolByteBufAllocator.builder().pageSize(1000));
         bad.put("capacity", () -> PagePoolByteBufAllocator.builder().capacity(0));
         bad.put("capacity ", () -> PagePoolByteBufAllocator.builder().capacity(4097));
@@ -689,7 +693,7 @@ class PagePoolByteBufAllocatorTest {
         assertEquals(64L << 10, PagePoolByteBufAllocator.parseBytes("64k"));
         assertEquals(256L << 20, PagePoolByteBufAllocator.parseBytes(" 256M "));
         assertEquals(1L << 30, PagePoolByteBufAllocator.parseBytes("1g"));
-        for (String bad : new String[] {"", "m", "12x", "1.5g", "ten"}) {
+        for (String bad : new String[] {"", "m", "12x", "1.5g", "ten", "17179869185g", "9223372036854775807k"}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> PagePoolByteBufAllocator.parseBytes(bad), bad);
             assertTrue(e.getMessage().contains("\"" + bad + "\""), e::getMessage);
@@ -697,6 +701,26 @@ class PagePoolByteBufAllocatorTest {
     }
 
     // ------------------------------------------------------------------ exhaustion and fallback
+
+    /**
+     * A request larger than the largest block is not memory running out: it takes the fallback at
+     * once, and the arena keeps what it parked (its stacks are given back only when memory runs out).
+     */
+    @Test
+    void aRequestLargerThanTheLargestBlockKeepsWhatTheArenaParked() {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(64L * MIB).build();
+        List<ByteBuf> bufs = new ArrayList<>();
+        for (int i = 0; i < 10; i++) {
+            bufs.add(alloc.directBuffer(1024));
+        }
+        bufs.forEach(ByteBuf::release);
+        assertEquals(10, alloc.metric().arenas().get(0).cachedFragments());
+        ByteBuf big = alloc.directBuffer(4 * MIB + 1);
+        assertEquals(PagePoolByteBuf.FALLBACK, raw(big).kind());
+        assertEquals(10, alloc.metric().arenas().get(0).cachedFragments(), "the oversized request emptied the stacks");
+        big.release();
+        alloc.close();
+    }
 
     @Test
     void aCustomFallbackAllocatorServesWhatThePoolsCannot() {
@@ -1046,6 +1070,26 @@ class PagePoolByteBufAllocatorTest {
     }
 
     /** Monitoring that polls Netty's metric (Micrometer's allocator gauges do) keeps working after a clean shutdown. */
+    /**
+     * A buffer that grows or shrinks after its allocator closed binds memory without an arena (as a
+     * virtual thread's buffers do): its capacity is still what was asked for, 0 included.
+     */
+    @Test
+    void aBufferResizedAfterTheAllocatorClosedHasTheCapacityAskedFor() {
+        PageAllocator pages = PageAllocator.builder().capacity(8L * MIB).build();
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().pageAllocator(pages).build();
+        ByteBuf buf = alloc.directBuffer(4096).writeInt(42);
+        alloc.close(); // buffers still out keep working
+        assertEquals(5000, buf.capacity(5000).capacity(), "grown");
+        assertEquals(42, buf.getInt(0), "contents kept");
+        assertEquals(0, buf.capacity(0).capacity(), () -> "capacity(0) left " + buf);
+        assertEquals(0, buf.writerIndex());
+        buf.release();
+        alloc.close();
+        assertEquals(0, pages.stats().allocatedPages());
+        pages.close();
+    }
+
     @Test
     void theMetricStillAnswersOnceTheAllocatorIsClosed() {
         PagePoolByteBufAllocator alloc = newAllocator();
