@@ -298,22 +298,40 @@ final class BuddyZone {
      *
      * @return the number of pages taken: {@code n}, or fewer when memory ran out
      */
+    /**
+     * The order of the next block {@link #takeOrder0Pages} carves, {@code want} at most: 0 while
+     * order-0 blocks are free; else {@code want} if a block of that order or larger is free (split
+     * if larger); else the largest smaller free order, so that a new region is reserved only when
+     * the free lists are empty, as {@link #takeBlock} promises, not while smaller blocks are free.
+     */
+    private int carvingOrder(int want) {
+        if (freeHead[0] != PageAllocator.NO_PAGE) {
+            return 0;
+        }
+        for (int o = want; o <= maxOrder; o++) {
+            if (freeHead[o] != PageAllocator.NO_PAGE) {
+                return want;
+            }
+        }
+        for (int o = want - 1; o > 0; o--) {
+            if (freeHead[o] != PageAllocator.NO_PAGE) {
+                return o;
+            }
+        }
+        return want; // every list empty: takeBlock reserves the next region, or reports exhaustion
+    }
+
     int takeOrder0Pages(int[] dst, int at, int n, boolean holesOnly, byte newState) {
         byte[] state = table.state;
         byte[] orders = table.order;
         int i = at;
         int need = n;
         while (need > 0) {
-            int o = freeHead[0] != PageAllocator.NO_PAGE ? 0
-                    : Math.min(maxOrder, 31 - Integer.numberOfLeadingZeros(need));
-            int head = PageAllocator.NO_PAGE;
-            for (; o >= 0 && head == PageAllocator.NO_PAGE; o--) {
-                head = takeBlock(o, newState);
-            }
+            int o = carvingOrder(Math.min(maxOrder, 31 - Integer.numberOfLeadingZeros(need)));
+            int head = takeBlock(o, newState); // reserves a region only when every list is empty
             if (head == PageAllocator.NO_PAGE) {
                 break;
             }
-            o++;
             for (int p = head, end = head + (1 << o); p < end; p++) {
                 if (holesOnly) {
                     while (dst[i] != PageAllocator.NO_PAGE) {

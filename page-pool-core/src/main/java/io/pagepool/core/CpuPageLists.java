@@ -116,7 +116,9 @@ class CpuPageLists extends ThreadOwnedSlots.Owned {
         }
         sizes[order] = size;
         count += size << order;
-        counters.cacheRefills++;
+        if (size > 0) {
+            counters.cacheRefills++; // a batch moved; an empty zone moved none
+        }
         return size;
     }
 
@@ -167,7 +169,9 @@ class CpuPageLists extends ThreadOwnedSlots.Owned {
                 size += added;
                 count += added;
                 sizes[0] = size;
-                counters.cacheRefills++;
+                if (added > 0) {
+                    counters.cacheRefills++;
+                }
             }
         } finally {
             zone.unlock();

@@ -140,8 +140,10 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
             if (!set.owner().isAlive()) {
                 zone.lock();
                 try {
+                    if (set.count > 0) {
+                        set.counters.cacheDrains++; // as drainAll(): an empty set drains nothing
+                    }
                     set.drainAllLocked();
-                    set.counters.cacheDrains++;
                     set.counters.addTo(zone.retiredCacheCounters);
                     zone.threadCachesReaped++;
                 } finally {

@@ -501,6 +501,26 @@ class PageAllocatorConcurrencyTest {
         }
     }
 
+    /** Reaping an ended thread's empty cache moves no page, and is not counted as a drain (as drainCpuCaches() is not). */
+    @Test
+    void reapingAnEmptyCacheIsNotCountedAsADrain() throws Exception {
+        try (PageAllocator a = small(CpuCacheMode.PER_THREAD).build()) {
+            AtomicLong drainsWhenItEnded = new AtomicLong();
+            Thread t = new Thread(() -> {
+                a.freePages(a.allocPages(0), 0);
+                a.drainCpuCaches(); // its set is empty from here on
+                drainsWhenItEnded.set(a.stats().cpuCacheDrains());
+            }, "empties-then-ends");
+            t.start();
+            t.join(JOIN_MILLIS);
+            assertFalse(t.isAlive());
+            a.drainCpuCaches(); // reaps the ended thread's set, unless the reaper daemon already did
+            PageAllocatorStats s = a.stats();
+            assertEquals(1, s.threadCachesReaped());
+            assertEquals(drainsWhenItEnded.get(), s.cpuCacheDrains(), () -> "an empty set counted as drained: " + s);
+        }
+    }
+
     /**
      * Reaping an ended thread's cache moves its pages and its counters to the zone. Reaped while
      * {@code stats()} or {@code checkConsistency()} runs, between their reading the caches and their

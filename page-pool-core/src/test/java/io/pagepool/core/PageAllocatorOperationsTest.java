@@ -764,6 +764,60 @@ class PageAllocatorOperationsTest {
         }
     }
 
+    /**
+     * A bulk allocation carves the largest blocks that fit, but reserves a new region only when the
+     * free lists are empty: smaller free blocks that hold the pages are used first.
+     */
+    @ParameterizedTest
+    @EnumSource(CpuCacheMode.class)
+    void aBulkAllocationUsesSmallerFreeBlocksBeforeReservingARegion(CpuCacheMode mode) {
+        try (PageAllocator a = small(mode).pcpBatch(1).pcpHigh(1).build()) { // caches hold next to nothing
+            int[] pairs = new int[32];
+            for (int i = 0; i < pairs.length; i++) {
+                pairs[i] = a.allocPages(1); // the whole first region (64 pages) as order-1 blocks
+            }
+            assertEquals(1, a.stats().regionsReserved());
+            a.freePages(0, 1); // two order-1 blocks that are not buddies: 4 free pages, no order-2 block
+            a.freePages(4, 1);
+            a.drainCpuCaches();
+            assertEquals(4, a.stats().buddyFreePages());
+
+            int[] four = new int[4];
+            Arrays.fill(four, NO_PAGE);
+            assertEquals(4, a.allocPagesBulk(4, four));
+            Arrays.sort(four);
+            assertArrayEquals(new int[] {0, 1, 4, 5}, four, "the free pages, not a new region's");
+            if (mode == CpuCacheMode.NONE) { // with a per-CPU cache, the refill that follows may reserve one for the cache
+                assertEquals(1, a.stats().regionsReserved(), () -> "a region reserved with 4 pages free: " + a.stats());
+            }
+            a.freePagesBulk(four, 4);
+            for (int pair : pairs) {
+                if (pair != 0 && pair != 4) {
+                    a.freePages(pair, 1);
+                }
+            }
+            assertEverythingFreeAndMerged(a);
+        }
+    }
+
+    /** A per-CPU refill that finds the zone empty moves no batch, and is not counted as one. */
+    @ParameterizedTest
+    @EnumSource(value = CpuCacheMode.class, names = {"MAGAZINE", "PER_THREAD"})
+    void aRefillThatFindsTheZoneEmptyIsNotCounted(CpuCacheMode mode) {
+        try (PageAllocator a = small(mode).magazines(1).build()) {
+            int[] all = new int[a.totalPages()];
+            Arrays.fill(all, NO_PAGE);
+            assertEquals(a.totalPages(), a.allocPagesBulk(all.length, all));
+            long refills = a.stats().cpuCacheRefills();
+            for (int i = 0; i < 5; i++) {
+                assertEquals(NO_PAGE, a.allocPages(0));
+            }
+            assertEquals(5, a.stats().allocFailures());
+            assertEquals(refills, a.stats().cpuCacheRefills(), () -> "refills that moved nothing: " + a.stats());
+            a.freePagesBulk(all, all.length);
+        }
+    }
+
     @ParameterizedTest
     @EnumSource(CpuCacheMode.class)
     void preTouchReservesAllMemoryAtBuild(CpuCacheMode mode) {
