@@ -330,7 +330,16 @@ final class BuddyZone {
             int o = carvingOrder(Math.min(maxOrder, 31 - Integer.numberOfLeadingZeros(need)));
             int head = takeBlock(o, newState); // reserves a region only when every list is empty
             if (head == PageAllocator.NO_PAGE) {
-                break;
+                // The region it reserved may hold only smaller blocks (a short last region).
+                int smaller = carvingOrder(o);
+                if (smaller == o) {
+                    break; // every list empty and nothing left to reserve: exhausted
+                }
+                o = smaller;
+                head = takeBlock(o, newState);
+                if (head == PageAllocator.NO_PAGE) {
+                    break;
+                }
             }
             for (int p = head, end = head + (1 << o); p < end; p++) {
                 if (holesOnly) {

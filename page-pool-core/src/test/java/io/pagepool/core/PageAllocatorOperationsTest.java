@@ -800,6 +800,29 @@ class PageAllocatorOperationsTest {
         }
     }
 
+    /**
+     * The last region is shorter than the others when the capacity is not a multiple of theirs: a
+     * bulk allocation that asks for more than its largest block still gets its pages.
+     */
+    @ParameterizedTest
+    @EnumSource(CpuCacheMode.class)
+    void aBulkAllocationGetsTheShortLastRegionsPages(CpuCacheMode mode) {
+        try (PageAllocator a = small(mode).capacity((1024L + 8) * PAGE).build()) {
+            int[] all = new int[1024];
+            Arrays.fill(all, NO_PAGE);
+            int[] rest = new int[16];
+            Arrays.fill(rest, NO_PAGE);
+            int first = a.allocPagesBulk(all.length, all);
+            int more = a.allocPagesBulk(rest.length, rest);
+            assertEquals(1024, first);
+            assertEquals(8, more, "the short region's 8 pages");
+            assertEquals(NO_PAGE, a.allocPages(0), "nothing is left");
+            a.freePagesBulk(all, first);
+            a.freePagesBulk(rest, more);
+            assertEverythingFreeAndMerged(a);
+        }
+    }
+
     /** A per-CPU refill that finds the zone empty moves no batch, and is not counted as one. */
     @ParameterizedTest
     @EnumSource(value = CpuCacheMode.class, names = {"MAGAZINE", "PER_THREAD"})
