@@ -239,27 +239,34 @@ final class BuddyZone {
      * @return the head pfn, or {@link PageAllocator#NO_PAGE} when memory is exhausted
      */
     int takeBlock(int order, byte newState) {
-        for (;;) {
-            for (int o = order; o <= maxOrder; o++) {
-                int pfn = freeHead[o];
-                if (pfn != PageAllocator.NO_PAGE) {
-                    unlink(pfn, o);
-                    while (o > order) {
-                        o--;
-                        int upper = pfn + (1 << o);
-                        table.order[upper] = (byte) o;
-                        push(upper, o);
-                    }
-                    table.state[pfn] = newState;
-                    table.order[pfn] = (byte) order;
-                    freePages -= 1L << order;
-                    return pfn;
-                }
-            }
+        int pfn;
+        while ((pfn = takeFreeBlock(order, newState)) == PageAllocator.NO_PAGE) {
             if (!reserveNextRegion()) {
                 return PageAllocator.NO_PAGE;
             }
         }
+        return pfn;
+    }
+
+    /** {@link #takeBlock} from the free lists only: {@link PageAllocator#NO_PAGE} if none of {@code order} or above is free. */
+    private int takeFreeBlock(int order, byte newState) {
+        for (int o = order; o <= maxOrder; o++) {
+            int pfn = freeHead[o];
+            if (pfn != PageAllocator.NO_PAGE) {
+                unlink(pfn, o);
+                while (o > order) {
+                    o--;
+                    int upper = pfn + (1 << o);
+                    table.order[upper] = (byte) o;
+                    push(upper, o);
+                }
+                table.state[pfn] = newState;
+                table.order[pfn] = (byte) order;
+                freePages -= 1L << order;
+                return pfn;
+            }
+        }
+        return PageAllocator.NO_PAGE;
     }
 
     /**
@@ -294,53 +301,31 @@ final class BuddyZone {
      * <p>Bulk carving: free order-0 blocks (fragments) are used first; after that each step takes
      * one free block of the largest order that does not exceed what is still needed and writes its
      * 2^o consecutive pages out as order-0 pages, two byte stores each, instead of splitting down to
-     * order 0 and pushing and popping a list entry per page.
+     * order 0 and pushing and popping a list entry per page. A new region is reserved only when no
+     * free block of any order up to that is left, not while smaller ones could serve.
      *
      * @return the number of pages taken: {@code n}, or fewer when memory ran out
      */
-    /**
-     * The order of the next block {@link #takeOrder0Pages} carves, {@code want} at most: 0 while
-     * order-0 blocks are free; else {@code want} if a block of that order or larger is free (split
-     * if larger); else the largest smaller free order, so that a new region is reserved only when
-     * the free lists are empty, as {@link #takeBlock} promises, not while smaller blocks are free.
-     */
-    private int carvingOrder(int want) {
-        if (freeHead[0] != PageAllocator.NO_PAGE) {
-            return 0;
-        }
-        for (int o = want; o <= maxOrder; o++) {
-            if (freeHead[o] != PageAllocator.NO_PAGE) {
-                return want;
-            }
-        }
-        for (int o = want - 1; o > 0; o--) {
-            if (freeHead[o] != PageAllocator.NO_PAGE) {
-                return o;
-            }
-        }
-        return want; // every list empty: takeBlock reserves the next region, or reports exhaustion
-    }
-
     int takeOrder0Pages(int[] dst, int at, int n, boolean holesOnly, byte newState) {
         byte[] state = table.state;
         byte[] orders = table.order;
         int i = at;
         int need = n;
         while (need > 0) {
-            int o = carvingOrder(Math.min(maxOrder, 31 - Integer.numberOfLeadingZeros(need)));
-            int head = takeBlock(o, newState); // reserves a region only when every list is empty
+            int start = freeHead[0] != PageAllocator.NO_PAGE ? 0
+                    : Math.min(maxOrder, 31 - Integer.numberOfLeadingZeros(need));
+            int o;
+            int head;
+            do { // every smaller free block before a new region (which may itself be short)
+                head = PageAllocator.NO_PAGE;
+                for (o = start; o >= 0 && head == PageAllocator.NO_PAGE; o--) {
+                    head = takeFreeBlock(o, newState);
+                }
+            } while (head == PageAllocator.NO_PAGE && reserveNextRegion());
             if (head == PageAllocator.NO_PAGE) {
-                // The region it reserved may hold only smaller blocks (a short last region).
-                int smaller = carvingOrder(o);
-                if (smaller == o) {
-                    break; // every list empty and nothing left to reserve: exhausted
-                }
-                o = smaller;
-                head = takeBlock(o, newState);
-                if (head == PageAllocator.NO_PAGE) {
-                    break;
-                }
+                break;
             }
+            o++;
             for (int p = head, end = head + (1 << o); p < end; p++) {
                 if (holesOnly) {
                     while (dst[i] != PageAllocator.NO_PAGE) {
