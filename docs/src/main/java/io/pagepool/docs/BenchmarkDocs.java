@@ -459,7 +459,7 @@ final class BenchmarkDocs {
         StringBuilder t = new StringBuilder("| operation | ns | B/op |\n|---|---|---|\n");
         for (String[] b : new String[][] {{"plainIncrement", "a counter in a field (no atomic): loop overhead"},
                 {"casIncrement", "one uncontended `AtomicInteger.compareAndSet`"},
-                {"nettyRetainRelease", "`retain()` + `release()` of a live buffer: two updates of Netty's `RefCnt`"}}) {
+                {"nettyRetainRelease", "`retain()` + `release()` of a live pagepool buffer: two compare-and-swaps on its count"}}) {
             JmhResult r = find(poolAndNetty, x -> x.benchmark().equals("RefCountCostBenchmark." + b[0]));
             if (r != null) {
                 t.append("| ").append(b[1]).append(" | ").append(scoreWithError(r)).append(" | ").append(bytes(r))

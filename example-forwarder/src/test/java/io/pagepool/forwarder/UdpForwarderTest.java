@@ -123,6 +123,7 @@ class UdpForwarderTest {
     @ParameterizedTest
     @CsvSource(delimiter = '|', value = {
         "--budget-ns NaN                 | --budget-ns and --ghz positive and finite",
+        "--budget-ns Infinity            | --budget-ns and --ghz positive and finite",
         "--ghz Infinity                  | --budget-ns and --ghz positive and finite",
         "--ghz NaN                       | --budget-ns and --ghz positive and finite",
         "--allocators ,                  | --allocators: name at least one of pagepool",

@@ -17,8 +17,8 @@ import org.openjdk.jmh.annotations.TearDown;
  * <pre>
  *   plainIncrement      a counter in a field, no atomic: the baseline (loop and call overhead)
  *   casIncrement        AtomicInteger.compareAndSet(v, v + 1), uncontended, one thread
- *   nettyRetainRelease  retain() + release() on a live pagepool buffer: two atomic updates of
- *                       Netty's reference count, nothing allocated or freed
+ *   nettyRetainRelease  retain() + release() on a live pagepool buffer: two compare-and-swaps on
+ *                       its own count (what Netty's RefCnt pays), nothing allocated or freed
  * </pre>
  *
  * <pre>
