@@ -16,7 +16,7 @@ import java.util.Arrays;
  *   <li>Every cached block must be a {@code CACHED} head of its list's order, held by one cache.</li>
  *   <li>Scan the page table block by block: each reserved pfn lies in exactly one aligned block
  *       whose head is {@code FREE} (and on a list, with no free buddy of the same order left
- *       unmerged), {@code CACHED} (and in a cache) or {@code ALLOCATED}, and whose tails are
+ *       unmerged), {@code CACHED} (and in a cache), {@code ALLOCATED} or {@code POOLED}, and whose tails are
  *       {@code NONE}. Unreserved pages are all {@code NONE}.</li>
  * </ol>
  * Thread safety: exact only while no other thread uses the allocator.
@@ -122,7 +122,7 @@ final class ConsistencyCheck {
                 if (seen[p] != IN_CACHE) {
                     fail("pfn " + p + " is marked cached but no per-CPU cache holds it");
                 }
-            } else if (s != PageTable.ALLOCATED) {
+            } else if (s != PageTable.ALLOCATED && s != PageTable.POOLED) {
                 fail("pfn " + p + " is left in the transient state " + s);
             }
             for (int q = p + 1, end = p + (1 << o); q < end; q++) {

@@ -251,7 +251,9 @@ public final class PageAllocator implements AutoCloseable {
      *         allocated block, or was allocated with another order
      */
     public void freePages(int pfn, int order) {
-        checkOpen();
+        if (closed) {
+            throw closedError("freePages(pfn " + pfn + ", order " + order + ")");
+        }
         if (order < 0 || order > maxOrder) {
             throw badOrder("freePages(pfn " + pfn + ", order " + order + ")", order);
         }
@@ -272,8 +274,11 @@ public final class PageAllocator implements AutoCloseable {
      *         not an allocated order-0 page, or listed twice
      */
     public void freePagesBulk(int[] pfns, int count) {
-        checkOpen();
         Objects.requireNonNull(pfns, "pfns");
+        if (closed) {
+            throw closedError("freePagesBulk(count " + count
+                    + (count > 0 && pfns.length > 0 ? ", first pfn " + pfns[0] : "") + ")");
+        }
         if (count < 0 || count > pfns.length) {
             throw new IllegalArgumentException("freePagesBulk: count " + count
                     + " is outside 0.." + pfns.length + " (the array's length)");
@@ -326,7 +331,9 @@ public final class PageAllocator implements AutoCloseable {
      * @throws IllegalStateException if the block is free, or after close
      */
     public void splitPage(int pfn, int order) {
-        checkOpen();
+        if (closed) {
+            throw closedError("splitPage(pfn " + pfn + ", order " + order + ")");
+        }
         if (order < 0 || order > maxOrder) {
             throw badOrder("splitPage(pfn " + pfn + ", order " + order + ")", order);
         }
@@ -351,17 +358,19 @@ public final class PageAllocator implements AutoCloseable {
      * @throws IllegalStateException if a page in it is already free, or after close
      */
     public void freeContigRange(int pfn, int nrPages) {
-        checkOpen();
+        if (closed) {
+            throw closedError("freeContigRange(pfn " + pfn + ", nrPages " + nrPages + ")");
+        }
         if (nrPages < 0) {
             throw new IllegalArgumentException("freeContigRange(pfn " + pfn + ", nrPages " + nrPages
                     + "): nrPages is negative");
         }
-        if (nrPages == 0) {
-            return;
-        }
-        if (pfn < 0 || (long) pfn + nrPages > totalPages) {
+        if (pfn < 0 || pfn >= totalPages || (long) pfn + nrPages > totalPages) {
             throw new IllegalArgumentException("freeContigRange(pfn " + pfn + ", nrPages " + nrPages
                     + "): the range is not inside this allocator's pfns 0.." + (totalPages - 1));
+        }
+        if (nrPages == 0) {
+            return;
         }
         byte[] state = table.state;
         byte[] order = table.order;
@@ -387,6 +396,11 @@ public final class PageAllocator implements AutoCloseable {
         }
     }
 
+    /** Use after close by a call that names pages: the message names the call and its pages. */
+    private static IllegalStateException closedError(String call) {
+        return new IllegalStateException(call + ": the page allocator is closed");
+    }
+
     private void checkOrder(String op, int order) {
         if (order < 0 || order > maxOrder) {
             throw badOrder(op, order);
@@ -403,12 +417,16 @@ public final class PageAllocator implements AutoCloseable {
         }
     }
 
+    private IllegalArgumentException notAPage(String call, int pfn, String tail) {
+        return new IllegalArgumentException(call + "pfn " + pfn + " is not a page of this allocator (pfns are 0.."
+                + (totalPages - 1) + ")" + tail);
+    }
+
     /** Builds the exception for a pfn that is not an allocated block of {@code order}. */
     private RuntimeException misuse(String op, String where, int pfn, int order, String tail) {
         String call = op + "(pfn " + pfn + ", order " + order + "): " + where;
         if (pfn < 0 || pfn >= totalPages) {
-            return new IllegalArgumentException(call + "pfn " + pfn + " is not a page of this allocator (pfns are 0.."
-                    + (totalPages - 1) + ")" + tail);
+            return notAPage(call, pfn, tail);
         }
         int head = table.headOf(pfn, maxOrder);
         byte s = head == NO_PAGE ? PageTable.NONE : table.state[head];
@@ -416,12 +434,24 @@ public final class PageAllocator implements AutoCloseable {
             return new IllegalStateException(call + (op.startsWith("free") ? "double free: " : "not allocated: ")
                     + "pfn " + pfn + " is already free (it is " + table.describe(pfn, maxOrder) + ")" + tail);
         }
+        if (s == PageTable.POOLED) {
+            return new IllegalArgumentException(call + "pfn " + pfn + " is held by " + poolHolding(head) + " (it is "
+                    + table.describe(pfn, maxOrder) + "); only the pool frees it: give it back with putPage or putFrag"
+                    + tail);
+        }
         if (s == PageTable.ALLOCATED && head == pfn) {
             return new IllegalArgumentException(call + "wrong order: pfn " + pfn + " was allocated at order "
                     + table.order[pfn] + ", not " + order + tail);
         }
         return new IllegalArgumentException(call + "pfn " + pfn + " is not the head of an allocated block: it is "
                 + table.describe(pfn, maxOrder) + tail);
+    }
+
+    /** Names the pool that holds block {@code head}, for error messages. */
+    private String poolHolding(int head) {
+        PoolPageTable pt = poolPageTable;
+        int id = pt == null ? 0 : pt.pool[head];
+        return id == 0 ? "a PagePool" : "PagePool#" + id;
     }
 
     // ------------------------------------------------------------------ memory access
@@ -463,6 +493,9 @@ public final class PageAllocator implements AutoCloseable {
     /** Byte offset of page {@code pfn} within {@link #regionBuffer(int)}. Does not allocate. */
     public int regionOffset(int pfn) {
         checkOpen();
+        if (pfn < 0 || pfn >= totalPages) {
+            throw notAPage("regionOffset: ", pfn, "");
+        }
         return (pfn & (zone.regionPages - 1)) << pageShift;
     }
 
@@ -488,8 +521,7 @@ public final class PageAllocator implements AutoCloseable {
     private OffHeapRegion region(String op, int pfn) {
         checkOpen();
         if (pfn < 0 || pfn >= totalPages) {
-            throw new IllegalArgumentException(op + ": pfn " + pfn + " is not a page of this allocator (pfns are 0.."
-                    + (totalPages - 1) + ")");
+            throw notAPage(op + ": ", pfn, "");
         }
         OffHeapRegion region = zone.regionFor(pfn);
         if (region == null) {
@@ -613,19 +645,26 @@ public final class PageAllocator implements AutoCloseable {
             int first = NO_PAGE;
             long pages = 0;
             long blocks = 0;
+            long pooled = 0;
             for (int p = 0, end = zone.reservedPages(); p < end; p++) {
-                if (state[p] == PageTable.ALLOCATED) {
+                if (state[p] == PageTable.ALLOCATED || state[p] == PageTable.POOLED) {
                     if (first == NO_PAGE) {
                         first = p;
                     }
                     blocks++;
                     pages += 1L << table.order[p];
+                    if (state[p] == PageTable.POOLED) {
+                        pooled += 1L << table.order[p];
+                    }
                 }
             }
             if (first != NO_PAGE) {
                 throw new IllegalStateException("close(): " + pages + " page(s) in " + blocks
-                        + " block(s) are still allocated, the first at pfn " + first + " (order "
-                        + table.order[first] + "); free them first. The allocator stays open.");
+                        + " block(s) are still allocated" + (pooled > 0 ? " (" + pooled + " of them held by page pools)" : "")
+                        + ", the first at pfn " + first + " (order " + table.order[first]
+                        + (state[first] == PageTable.POOLED ? ", held by " + poolHolding(first) : "")
+                        + "); free them first" + (pooled > 0 ? " (close each PagePool and give back what it handed out)" : "")
+                        + ". The allocator stays open.");
             }
             closed = true;
         } finally {
@@ -637,6 +676,14 @@ public final class PageAllocator implements AutoCloseable {
         } else {
             releaseMemory.run();
         }
+    }
+
+    /**
+     * Marks allocated block {@code pfn} as held by a page pool (entering) or as an ordinary allocated
+     * block again (leaving, just before the pool frees it). Called by whoever holds the block.
+     */
+    void markPooled(int pfn, boolean pooled) {
+        table.state[pfn] = pooled ? PageTable.POOLED : PageTable.ALLOCATED;
     }
 
     /** The page-pool fields of every page, created for the first {@link PagePool} built on this allocator. */

@@ -195,8 +195,15 @@ public final class PageAllocatorStats {
         return totalPages - freePages();
     }
 
-    /** Free blocks of {@code order} on the buddy lists (one column of {@code /proc/buddyinfo}). */
+    /**
+     * Free blocks of {@code order} on the buddy lists (one column of {@code /proc/buddyinfo}).
+     *
+     * @throws IllegalArgumentException if {@code order} is outside 0 to {@link #maxOrder()}
+     */
     public long freeBlocks(int order) {
+        if (order < 0 || order >= freeBlocks.length) {
+            throw new IllegalArgumentException("freeBlocks(order " + order + "): order is outside 0.." + (freeBlocks.length - 1));
+        }
         return freeBlocks[order];
     }
 

@@ -87,6 +87,8 @@ public final class PagePool implements AutoCloseable {
     /** The fragment handle that means "none": returned by {@link #allocFrag} on exhaustion. */
     public static final long NO_FRAG = -1L;
     public static final int DEFAULT_CACHE_SIZE = 128;
+    /** Largest cache a pool may have: the cache is an array of that many pfns, made when the pool is built. */
+    public static final int MAX_CACHE_SIZE = 1 << 20;
     public static final int DEFAULT_REFILL_BATCH = 64;
     public static final int DEFAULT_RING_SIZE = 1024;
     public static final int DEFAULT_FRAG_ALIGN = 64;
@@ -188,14 +190,42 @@ public final class PagePool implements AutoCloseable {
                 | (offset >>> PoolPageTable.SLOT_SHIFT);
     }
 
-    /** The pfn of the page a fragment handle points into. */
+    /**
+     * The pfn of the page a fragment handle points into.
+     *
+     * @throws IllegalArgumentException for a negative handle, such as {@link #NO_FRAG}
+     */
     public static int fragPfn(long handle) {
+        if (handle < 0) {
+            throw notAHandle("fragPfn", handle);
+        }
+        return handlePfn(handle);
+    }
+
+    /**
+     * The fragment's byte offset within its page (block), a multiple of 64.
+     *
+     * @throws IllegalArgumentException for a negative handle, such as {@link #NO_FRAG}
+     */
+    public static int fragOffset(long handle) {
+        if (handle < 0) {
+            throw notAHandle("fragOffset", handle);
+        }
+        return handleOffset(handle);
+    }
+
+    /** {@link #fragPfn} without the sign check, for callers that check the handle themselves. */
+    private static int handlePfn(long handle) {
         return (int) ((handle >>> PFN_SHIFT) & PFN_MASK);
     }
 
-    /** The fragment's byte offset within its page (block), a multiple of 64. */
-    public static int fragOffset(long handle) {
+    private static int handleOffset(long handle) {
         return (int) (handle & SLOT_MASK) << PoolPageTable.SLOT_SHIFT;
+    }
+
+    private static IllegalArgumentException notAHandle(String op, long handle) {
+        return new IllegalArgumentException(op + "(" + handle + "): not a fragment handle"
+                + (handle == NO_FRAG ? " (NO_FRAG: allocFrag found no memory)" : ""));
     }
 
     private static int fragGeneration(long handle) {
@@ -312,6 +342,7 @@ public final class PagePool implements AutoCloseable {
         }
         pt.pool[pfn] = id;
         pt.state[pfn] = PoolPageTable.IN_POOL; // parked until handed out: a put of it is a double put
+        allocator.markPooled(pfn, true); // the allocator's own free and split now refuse it
         pagesEntered++;
     }
 
@@ -494,6 +525,7 @@ public final class PagePool implements AutoCloseable {
         } finally {
             pt.state[pfn] = PoolPageTable.NOT_IN_POOL;
             pt.pool[pfn] = 0;
+            allocator.markPooled(pfn, false);
             pagesReleased.increment();
             allocator.freePages(pfn, order);
         }
@@ -531,8 +563,8 @@ public final class PagePool implements AutoCloseable {
      * @throws IllegalArgumentException if the handle does not name a fragment this pool handed out
      */
     public void putFrag(long handle, boolean allowDirect) {
-        int pfn = fragPfn(handle);
-        int offset = fragOffset(handle);
+        int pfn = handlePfn(handle); // a negative handle fails the check below
+        int offset = handleOffset(handle);
         PoolPageTable t = pt;
         if (handle < 0 || pfn >= t.pool.length || t.pool[pfn] != id || t.state[pfn] != PoolPageTable.FRAGMENTED
                 || t.fragGen[pfn] != fragGeneration(handle) || offset >= blockBytes) {
@@ -809,7 +841,7 @@ public final class PagePool implements AutoCloseable {
             return this;
         }
 
-        /** Pages the owner's lock-free cache holds (the kernel's PP_ALLOC_CACHE_SIZE). Default 128. */
+        /** Pages the owner's lock-free cache holds (the kernel's PP_ALLOC_CACHE_SIZE), 1 to {@link #MAX_CACHE_SIZE}. Default 128. */
         public Builder cacheSize(int pages) {
             this.cacheSize = pages;
             return this;
@@ -881,8 +913,9 @@ public final class PagePool implements AutoCloseable {
                 throw new IllegalArgumentException("order " + order + " is outside 0.." + allocator.maxOrder());
             }
             int blockBytes = allocator.pageSize() << order;
-            if (cacheSize < 1) {
-                throw new IllegalArgumentException("cacheSize " + cacheSize + " must be at least 1");
+            if (cacheSize < 1 || cacheSize > MAX_CACHE_SIZE) {
+                throw new IllegalArgumentException("cacheSize " + cacheSize + " must be between 1 and " + MAX_CACHE_SIZE
+                        + " (MAX_CACHE_SIZE)");
             }
             if (refillBatch < 1 || refillBatch > cacheSize) {
                 throw new IllegalArgumentException("refillBatch " + refillBatch + " must be between 1 and cacheSize "

@@ -16,7 +16,9 @@ package io.pagepool.core;
  * page (the head) is aligned to 2^order. Only heads carry a state; the other pages of a block
  * (tails) are {@link #NONE}, as are pages of regions not reserved yet. Keeping tails at NONE is
  * what lets every misuse check look at one byte: a pfn whose state is not
- * {@link #ALLOCATED} cannot be freed, split or used as part of a contiguous range.
+ * {@link #ALLOCATED} cannot be freed, split or used as part of a contiguous range. Blocks a
+ * {@link PagePool} holds are {@link #POOLED}, so the same check keeps callers from freeing a
+ * pool's pages behind its back.
  *
  * <p>{@link #next} and {@link #prev} link free heads into the buddy allocator's per-order
  * lists (intrusive, doubly linked so a buddy can be unlinked in O(1) when it merges).
@@ -38,6 +40,12 @@ final class PageTable {
     static final byte CACHED = 3;
     /** Transient mark used while validating a bulk free, to catch a pfn listed twice. */
     static final byte FREEING = 4;
+    /**
+     * Head of an allocated block that a {@link PagePool} holds (in its cache, its ring or handed
+     * out by it): only the pool gives it back, so the allocator's own free and split calls refuse
+     * it. Set when the page enters the pool, cleared just before the pool frees it.
+     */
+    static final byte POOLED = 5;
 
     final byte[] state;
     final byte[] order;
@@ -99,6 +107,8 @@ final class PageTable {
                 return "a free (parked in a per-CPU cache)";
             case FREEING:
                 return "a being-freed";
+            case POOLED:
+                return "a page-pool-held";
             default:
                 return "no";
         }

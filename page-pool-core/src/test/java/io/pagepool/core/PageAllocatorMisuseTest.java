@@ -182,6 +182,8 @@ class PageAllocatorMisuseTest {
             assertMisuse(IllegalArgumentException.class, () -> a.splitPage(bad, 1), pfn(bad), why);
             assertMisuse(IllegalArgumentException.class, () -> a.freePagesBulk(new int[] {bad}, 1), pfn(bad), why);
             assertMisuse(IllegalArgumentException.class, () -> a.freeContigRange(bad, 1), pfn(bad), "not inside");
+            assertMisuse(IllegalArgumentException.class, () -> a.freeContigRange(bad, 0), pfn(bad), "not inside");
+            assertMisuse(IllegalArgumentException.class, () -> a.regionOffset(bad), pfn(bad), why);
             assertMisuse(IllegalArgumentException.class, () -> a.address(bad), pfn(bad), why);
             assertMisuse(IllegalArgumentException.class, () -> a.regionBuffer(bad), pfn(bad), why);
             assertMisuse(IllegalArgumentException.class, () -> a.pageBuffer(bad, 0), pfn(bad), why);
@@ -328,6 +330,7 @@ class PageAllocatorMisuseTest {
             assertMisuse(IllegalArgumentException.class, () -> a.freePages(block, order), named, "outside");
             assertMisuse(IllegalArgumentException.class, () -> a.splitPage(block, order), named, "outside");
             assertMisuse(IllegalArgumentException.class, () -> a.pageBuffer(block, order), named, "outside");
+            assertMisuse(IllegalArgumentException.class, () -> a.stats().freeBlocks(order), named, "outside 0.." + max);
         }
     }
 
@@ -403,17 +406,17 @@ class PageAllocatorMisuseTest {
         String why = "closed";
         IllegalStateException e;
         e = assertThrows(IllegalStateException.class, () -> a.freePages(pfn, 0));
-        assertContains(e.getMessage(), why);
+        assertContains(e.getMessage(), why, "freePages(" + pfn(pfn));
         e = assertThrows(IllegalStateException.class, () -> a.allocPages(0));
         assertContains(e.getMessage(), why);
         e = assertThrows(IllegalStateException.class, () -> a.allocPagesBulk(1, new int[] {NO_PAGE}));
         assertContains(e.getMessage(), why);
         e = assertThrows(IllegalStateException.class, () -> a.freePagesBulk(new int[] {pfn}, 1));
-        assertContains(e.getMessage(), why);
+        assertContains(e.getMessage(), why, "freePagesBulk(count 1, first " + pfn(pfn));
         e = assertThrows(IllegalStateException.class, () -> a.splitPage(pfn, 0));
-        assertContains(e.getMessage(), why);
+        assertContains(e.getMessage(), why, "splitPage(" + pfn(pfn));
         e = assertThrows(IllegalStateException.class, () -> a.freeContigRange(pfn, 1));
-        assertContains(e.getMessage(), why);
+        assertContains(e.getMessage(), why, "freeContigRange(" + pfn(pfn));
         e = assertThrows(IllegalStateException.class, () -> a.regionBuffer(pfn));
         assertContains(e.getMessage(), why);
         a.close();

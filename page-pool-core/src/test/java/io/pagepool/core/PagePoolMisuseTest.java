@@ -325,4 +325,56 @@ class PagePoolMisuseTest {
         assertMisuse(RuntimeException.class, () -> pool.putFrag(b, true), "pfn " + pfn);
         assertAllBackAndClose(pool);
     }
+    /**
+     * A pool's pages are the pool's: the allocator's own free, bulk free, contiguous free and split
+     * refuse them, naming the pool, whether the pool handed the page out, carved it into fragments
+     * or parks it. Accepted, the free of a parked page let the allocator hand it to a second owner
+     * while the pool handed it out again.
+     */
+    @Test
+    void theAllocatorRefusesToFreeOrSplitAPagePoolsPage() {
+        int out = pool.allocPage();
+        int parked = pool.allocPage();
+        pool.recycleDirect(parked);
+        long frag = pool.allocFrag(256);
+        int carved = PagePool.fragPfn(frag);
+        String holder = "held by PagePool#";
+        for (int pfn : new int[] {out, parked, carved}) {
+            assertMisuse(IllegalArgumentException.class, () -> allocator.freePages(pfn, 0),
+                    "freePages(pfn " + pfn + ", order 0)", holder, "putPage or putFrag");
+            assertMisuse(IllegalArgumentException.class, () -> allocator.freePagesBulk(new int[] {pfn}, 1),
+                    "pfn " + pfn, holder, "nothing was freed");
+            assertMisuse(IllegalArgumentException.class, () -> allocator.freeContigRange(pfn, 1), "pfn " + pfn, holder);
+            assertMisuse(IllegalArgumentException.class, () -> allocator.splitPage(pfn, 0), "pfn " + pfn, holder);
+        }
+        int fromAllocator = allocator.allocPages(0);
+        assertNotEquals(parked, fromAllocator, "the parked page stays the pool's alone");
+        allocator.freePages(fromAllocator, 0);
+        pool.putPage(out, 0, true);
+        pool.putFrag(frag, true);
+        IllegalStateException e = assertThrows(IllegalStateException.class, allocator::close);
+        assertTrue(e.getMessage().contains("held by page pools"), e.getMessage());
+        assertFalse(allocator.isClosed());
+    }
+
+    /** The same for a pool of blocks: splitting one of its order-2 blocks is refused. */
+    @Test
+    void theAllocatorRefusesToSplitAPagePoolsBlock() {
+        PagePool blocks = PagePool.builder(allocator).order(2).build();
+        int pfn = blocks.allocPage();
+        assertMisuse(IllegalArgumentException.class, () -> allocator.splitPage(pfn, 2),
+                "splitPage(pfn " + pfn + ", order 2)", "held by PagePool#");
+        assertMisuse(IllegalArgumentException.class, () -> allocator.freePages(pfn, 2), "held by PagePool#");
+        blocks.putPage(pfn, 0, true);
+        blocks.close();
+    }
+
+    /** {@link PagePool#NO_FRAG} is not a handle: decoding it is an error, not a plausible pfn. */
+    @Test
+    void decodingNoFragIsRefused() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PagePool.fragPfn(PagePool.NO_FRAG));
+        assertTrue(e.getMessage().contains("NO_FRAG"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> PagePool.fragOffset(PagePool.NO_FRAG));
+        assertThrows(IllegalArgumentException.class, () -> PagePool.fragPfn(Long.MIN_VALUE));
+    }
 }

@@ -604,6 +604,8 @@ class PagePoolPathsTest {
         assertRejected("order", b -> b.order(-1));
         assertRejected("order", b -> b.order(allocator.maxOrder() + 1));
         assertRejected("cacheSize", b -> b.cacheSize(0));
+        assertRejected("cacheSize", b -> b.cacheSize(PagePool.MAX_CACHE_SIZE + 1));
+        assertRejected("cacheSize", b -> b.cacheSize(Integer.MAX_VALUE));
         assertRejected("refillBatch", b -> b.refillBatch(0));
         assertRejected("refillBatch", b -> b.cacheSize(16).refillBatch(17));
         assertRejected("ringSize", b -> b.ringSize(1));
