@@ -77,8 +77,9 @@ public final class EndedThreadReaper {
                 if (!t.reapEndedThreads()) {
                     finished.add(t);
                 }
-            } catch (RuntimeException e) {
-                // Never let one target's failure stop reaping for the others.
+            } catch (RuntimeException | Error e) {
+                // Never let one target's failure stop reaping for the others, nor an Error end the
+                // schedule (a periodic task that throws is never run again).
                 System.getLogger(EndedThreadReaper.class.getName())
                         .log(System.Logger.Level.WARNING, "reaping state of ended threads failed", e);
             }
