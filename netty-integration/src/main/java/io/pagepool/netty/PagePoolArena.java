@@ -887,6 +887,11 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
                 stacks[c] = stackBase[c];
             }
             pool.close();
+            if (Thread.currentThread() != owner && !pages.isClosed()) {
+                // The memory went into this thread's per-CPU set (the reaper's, or the closing
+                // thread's), where nothing might ever take it: back to the buddy lists.
+                pages.drainCpuCaches();
+            }
             objectCount = 0;
             Arrays.fill(views, null);
             viewCount = 0;

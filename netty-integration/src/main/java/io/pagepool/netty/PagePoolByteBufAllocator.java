@@ -6,6 +6,7 @@ import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufAllocatorMetricProvider;
 import io.netty.buffer.UnpooledByteBufAllocator;
 import io.netty.util.concurrent.FastThreadLocal;
+import io.netty.util.internal.logging.InternalLoggerFactory;
 import io.pagepool.core.CpuCacheMode;
 import io.pagepool.core.EndedThreadReaper;
 import io.pagepool.core.PageAllocator;
@@ -68,15 +69,16 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         implements ByteBufAllocatorMetricProvider, AutoCloseable, EndedThreadReaper.Target {
 
     private static final int ARENA_SLOTS = 1024;
+    static final String CAPACITY_PROPERTY = "io.pagepool.netty.capacity";
+    private static final String DEFAULT_CAPACITY = "256m";
 
     /**
      * A shared instance for servers that need one allocator: a lazily reserved page allocator of
-     * {@code -Dio.pagepool.netty.capacity} bytes (default 256m; suffixes k, m, g) with the other
-     * settings at their defaults. Never closed.
+     * {@code -Dio.pagepool.netty.capacity} bytes (default 256m; suffixes k, m, g; a value that is
+     * not a valid capacity is logged as a warning and replaced by 256m) with the other settings at
+     * their defaults. Never closed.
      */
-    public static final PagePoolByteBufAllocator DEFAULT = builder()
-            .capacity(parseBytes(System.getProperty("io.pagepool.netty.capacity", "256m")))
-            .build();
+    public static final PagePoolByteBufAllocator DEFAULT = buildDefault();
 
     private final PageAllocator pages;
     private final boolean ownsPages;
@@ -124,7 +126,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         this.ownsPages = b.pageAllocator == null;
         this.pages = ownsPages ? b.pages.build() : b.pageAllocator;
         this.pageSize = pages.pageSize();
-        if (b.maxFragmentSize != -1 && (b.maxFragmentSize < PagePoolArena.MIN_FRAG_SIZE
+        if (b.maxFragmentSizeSet && (b.maxFragmentSize < PagePoolArena.MIN_FRAG_SIZE
                 || Integer.bitCount(b.maxFragmentSize) != 1 || b.maxFragmentSize > pageSize / 2)) {
             if (ownsPages) {
                 pages.close();
@@ -132,7 +134,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             throw new IllegalArgumentException("maxFragmentSize " + b.maxFragmentSize
                     + " must be a power of two between 64 and half a page (" + pageSize / 2 + ")");
         }
-        this.maxFragmentSize = b.maxFragmentSize > 0 ? b.maxFragmentSize : pageSize / 2;
+        this.maxFragmentSize = b.maxFragmentSizeSet ? b.maxFragmentSize : pageSize / 2;
         this.fragmentCacheSize = b.fragmentCacheSize;
         this.blockCacheSize = b.blockCacheSize;
         this.objectCacheSize = b.objectCacheSize;
@@ -224,6 +226,15 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         Thread thread = Thread.currentThread();
         if (closed || EndedThreadReaper.isVirtual(thread)) {
             return null;
+        }
+        synchronized (registry) {
+            // The thread-local lost it but the thread still owns one: ForkJoinPool's common-pool
+            // workers erase their thread locals after each task, without onRemoval.
+            for (PagePoolArena arena : registry) {
+                if (arena.owner == thread) {
+                    return arena;
+                }
+            }
         }
         PagePool pool = PagePool.builder(pages).owner(thread).cacheSize(poolCacheSize).refillBatch(poolRefillBatch)
                 .ringSize(poolRingSize).build();
@@ -326,6 +337,9 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
 
     private void bindWithoutArena(PagePoolByteBuf buf, int capacity) {
         if (!bindBlock(buf, capacity, null)) {
+            if (fitsInABlock(capacity)) {
+                askOtherArenasToGiveBack(null); // as an arena that ran out does, for the requests that follow
+            }
             bindFallback(buf, capacity);
         }
     }
@@ -467,6 +481,23 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         return "PagePoolByteBufAllocator[" + pages + ", fallback " + fallbackPolicy + "]";
     }
 
+    /**
+     * {@link #DEFAULT}, of {@code -Dio.pagepool.netty.capacity} bytes. A value that is not a valid
+     * capacity is reported and replaced by 256m, as Netty does with its own properties: failing
+     * here would make the class unusable, {@link #builder()} included.
+     */
+    private static PagePoolByteBufAllocator buildDefault() {
+        String value = System.getProperty(CAPACITY_PROPERTY, DEFAULT_CAPACITY);
+        try {
+            return builder().capacity(parseBytes(value)).build();
+        } catch (IllegalArgumentException e) {
+            InternalLoggerFactory.getInstance(PagePoolByteBufAllocator.class).warn("-D" + CAPACITY_PROPERTY + "=" + value
+                    + " is not a valid capacity (" + e.getMessage() + "); PagePoolByteBufAllocator.DEFAULT uses "
+                    + DEFAULT_CAPACITY);
+            return builder().capacity(parseBytes(DEFAULT_CAPACITY)).build();
+        }
+    }
+
     static long parseBytes(String text) {
         String t = text.trim().toLowerCase(Locale.ROOT);
         long unit = 1;
@@ -501,7 +532,8 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         private PageAllocator pageAllocator;
         /** Settings of the page allocator this builder makes, unless {@link #pageAllocator} gives one. */
         private final PageAllocator.Builder pages = PageAllocator.builder();
-        private int maxFragmentSize = -1;
+        private int maxFragmentSize;
+        private boolean maxFragmentSizeSet;
         private int fragmentCacheSize = 128;
         private int blockCacheSize = 64;
         private int objectCacheSize = 1024;
@@ -560,6 +592,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
          */
         public Builder maxFragmentSize(int bytes) {
             this.maxFragmentSize = bytes;
+            this.maxFragmentSizeSet = true;
             return this;
         }
 
@@ -593,7 +626,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             return this;
         }
 
-        /** Each arena's page pool cache size. Default 128. */
+        /** Each arena's page pool cache size, 1 to {@link #MAX_CACHE_SIZE}. Default 128. */
         public Builder poolCacheSize(int pages) {
             this.poolCacheSize = pages;
             return this;
@@ -638,6 +671,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             checkCacheSize("fragmentCacheSize", fragmentCacheSize);
             checkCacheSize("blockCacheSize", blockCacheSize);
             checkCacheSize("objectCacheSize", objectCacheSize);
+            checkCacheSize("poolCacheSize", poolCacheSize);
             if (poolCacheSize < 1 || poolRefillBatch < 1 || poolRefillBatch > poolCacheSize || poolRingSize < 2
                     || poolRingSize > MAX_POOL_RING_SIZE) {
                 throw new IllegalArgumentException("pool sizes must satisfy 1 <= poolRefillBatch (" + poolRefillBatch

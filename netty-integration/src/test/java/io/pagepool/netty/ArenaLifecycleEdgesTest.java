@@ -1,0 +1,355 @@
+package io.pagepool.netty;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.DefaultEventLoop;
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.ForkJoinWorkerThread;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Edges of the allocator's lifecycle that a review found broken: arenas of ended threads and of
+ * pool workers that lose their thread locals, the give-back path for threads without an arena,
+ * builder boundaries and the DEFAULT instance's system property.
+ */
+class ArenaLifecycleEdgesTest {
+
+    static final int MIB = 1 << 20;
+
+    /** Waits (at most 10 s) until no arena of {@code threadName} is listed: the reaper has closed it. */
+    static void awaitArenaReaped(PagePoolByteBufAllocator alloc, String threadName) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (System.nanoTime() < deadline) {
+            List<String> names = alloc.metric().arenas().stream()
+                    .map(PagePoolByteBufAllocatorMetric.ArenaMetric::threadName).collect(Collectors.toList());
+            if (!names.contains(threadName)) {
+                return;
+            }
+            Thread.sleep(20);
+        }
+        fail("the arena of " + threadName + " was not reaped within 10 s: " + alloc.metric());
+    }
+
+    /**
+     * A plain thread parks a few 8 KiB buffers with their blocks and ends; the reaper closes its
+     * arena on the reaper thread. The blocks it frees there must not stay in the reaper's own
+     * per-CPU page set (the reaper never allocates or ends, and a failed allocation drains only its
+     * own thread's set): a request for the whole 4 MiB is served afterwards.
+     */
+    @Test
+    void pagesOfAReapedArenaStayReachableForALargeBlock() throws Exception {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(4L * MIB)
+                .fallbackPolicy(FallbackPolicy.FAIL).build();
+        try {
+            Thread t = new Thread(() -> {
+                List<ByteBuf> bufs = new ArrayList<>();
+                for (int i = 0; i < 8; i++) {
+                    bufs.add(alloc.directBuffer(8192));
+                }
+                bufs.forEach(ByteBuf::release); // parked in this thread's arena with their blocks
+            }, "short-lived-block-parker");
+            t.start();
+            t.join(10_000);
+            awaitArenaReaped(alloc, t.getName());
+            assertEquals(0, alloc.metric().usedDirectMemory(), "nothing is in use");
+            ByteBuf whole;
+            try {
+                whole = alloc.directBuffer(4 * MIB);
+            } catch (PagePoolOutOfMemoryError e) {
+                throw new AssertionError("with nothing in use and no thread alive that allocated, a block of the"
+                        + " whole capacity failed: " + e.getMessage() + "; " + alloc.pageAllocator().stats());
+            }
+            assertNotNull(whole);
+            whole.release();
+        } finally {
+            alloc.close();
+        }
+    }
+
+    /** Runs {@code task} on a new virtual thread (JDK 21+; the test is skipped on older JDKs) and returns its result. */
+    static <T> T onVirtualThread(Callable<T> task) throws Exception {
+        Method start;
+        try {
+            start = Thread.class.getMethod("startVirtualThread", Runnable.class);
+        } catch (NoSuchMethodException e) {
+            assumeTrue(false, "virtual threads need JDK 21+");
+            return null;
+        }
+        AtomicReference<T> result = new AtomicReference<>();
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread vt = (Thread) start.invoke(null, (Runnable) () -> {
+            try {
+                result.set(task.call());
+            } catch (Throwable t) {
+                failure.set(t);
+            }
+        });
+        vt.join(10_000);
+        if (failure.get() != null) {
+            throw new AssertionError("on a virtual thread", failure.get());
+        }
+        return result.get();
+    }
+
+    /**
+     * A virtual thread has no arena; when the page allocator has nothing left for it, the arenas
+     * are still asked to give back what they parked, as for a plain thread or another event loop
+     * (anotherEventLoopGivesBackWhatItParkedWhenOneRunsOut): its first request falls back, its next
+     * is pooled, though the loop that parked the whole capacity stays idle.
+     */
+    @Test
+    void aVirtualThreadThatRunsOutGetsTheIdleArenasToGiveBack() throws Exception {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(MIB).build();
+        DefaultEventLoop parker = new DefaultEventLoop();
+        try {
+            parker.submit(() -> {
+                List<ByteBuf> burst = new ArrayList<>();
+                for (int i = 0; i < 32; i++) {
+                    burst.add(alloc.directBuffer(32768));
+                }
+                burst.forEach(ByteBuf::release);
+            }).get(10, TimeUnit.SECONDS);
+            assertEquals(32, alloc.metric().arenas().get(0).cachedBlocks(), "the whole capacity is parked on the loop");
+
+            ByteBuf first = onVirtualThread(() -> alloc.directBuffer(32768));
+            assertEquals(PagePoolByteBuf.FALLBACK, PagePoolByteBufContractTest.raw(first).kind(), "ran out: fallback");
+            parker.submit(() -> { }).get(10, TimeUnit.SECONDS); // after any give-back task queued before it
+            ByteBuf second = onVirtualThread(() -> alloc.directBuffer(32768));
+            byte kind = PagePoolByteBufContractTest.raw(second).kind();
+            first.release();
+            second.release();
+            assertEquals(PagePoolByteBuf.BLOCK, kind, () -> "the loop still parks " + alloc.metric().arenas().get(0)
+                    .cachedBlocks() + " blocks and the virtual thread keeps falling back: fallbacks "
+                    + alloc.metric().fallbackAllocations());
+        } finally {
+            parker.shutdownGracefully(0, 0, TimeUnit.SECONDS).syncUninterruptibly();
+        }
+        alloc.close();
+    }
+
+    /**
+     * The common pool's workers erase their thread locals between tasks (on JDK 17 and 25), so the
+     * thread-local that holds a plain thread's arena is emptied without {@code onRemoval}, and when
+     * the worker's slot in the 1024-entry table is held by another live thread (thread ids equal
+     * mod 1024) only the registry still knows the arena. The worker must keep that one arena, not
+     * make one per task, each with its own page pool, none reaped until the worker ends.
+     */
+    @Test
+    @SuppressWarnings("deprecation") // Thread.getId(): the slot table indexes by it
+    void aCommonPoolWorkerKeepsOneArenaAcrossTasks() throws Exception {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(8L * MIB).build();
+        ForkJoinPool pool = ForkJoinPool.commonPool();
+        Thread worker = onPool(pool, Thread::currentThread);
+        assumeTrue(worker instanceof ForkJoinWorkerThread, "the task ran on the caller");
+        ThreadLocal<String> probe = new ThreadLocal<>();
+        onPool(pool, () -> {
+            probe.set("set");
+            return null;
+        });
+        assumeTrue(onPool(pool, () -> Thread.currentThread() == worker && probe.get() == null),
+                "this JDK's common pool keeps thread locals between tasks");
+
+        // a live thread whose id shares the worker's slot claims it first
+        Thread colliding;
+        CountDownLatch claimed = new CountDownLatch(1);
+        CountDownLatch done = new CountDownLatch(1);
+        do {
+            colliding = new Thread(() -> {
+                alloc.directBuffer(100).release();
+                claimed.countDown();
+                PagePoolByteBufAllocatorTest.await(done);
+            }, "slot-holder");
+        } while ((colliding.getId() & 1023) != (worker.getId() & 1023));
+        colliding.start();
+        try {
+            assertTrue(claimed.await(10, TimeUnit.SECONDS));
+            int tasks = 0;
+            for (int i = 0; i < 20; i++) {
+                if (onPool(pool, () -> {
+                    alloc.directBuffer(100).release();
+                    return Thread.currentThread() == worker;
+                })) {
+                    tasks++;
+                }
+            }
+            int onWorker = tasks;
+            assumeTrue(onWorker > 1, "the tasks ran on other threads");
+            long arenas = alloc.metric().arenas().stream().filter(a -> a.threadName().equals(worker.getName())).count();
+            assertEquals(1, arenas, () -> onWorker + " tasks on " + worker.getName() + " left " + arenas + " arenas: "
+                    + alloc.metric().arenas());
+        } finally {
+            done.countDown();
+            colliding.join(10_000);
+            closeFrom(pool, alloc, worker);
+        }
+    }
+
+    /** Runs {@code task} on {@code pool} and waits on a latch, so that the caller never runs it itself (as ForkJoinTask.get() may). */
+    private static <T> T onPool(ForkJoinPool pool, Callable<T> task) throws Exception {
+        AtomicReference<T> result = new AtomicReference<>();
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        CountDownLatch done = new CountDownLatch(1);
+        pool.execute(() -> {
+            try {
+                result.set(task.call());
+            } catch (Throwable t) {
+                failure.set(t);
+            } finally {
+                done.countDown();
+            }
+        });
+        assertTrue(done.await(10, TimeUnit.SECONDS), "the pool did not run the task");
+        if (failure.get() != null) {
+            throw new AssertionError("on " + pool, failure.get());
+        }
+        return result.get();
+    }
+
+    /** Closes {@code alloc} on {@code worker} itself (its arenas may be closed only there while it lives). */
+    private static void closeFrom(ForkJoinPool pool, PagePoolByteBufAllocator alloc, Thread worker) throws Exception {
+        for (int i = 0; i < 50 && !alloc.isClosed(); i++) {
+            onPool(pool, () -> {
+                if (Thread.currentThread() == worker) {
+                    alloc.close();
+                }
+                return null;
+            });
+        }
+        assertTrue(alloc.isClosed(), "could not close the allocator on " + worker.getName());
+    }
+
+    // ------------------------------------------------------------------ builder and DEFAULT
+
+    /**
+     * Each arena's page pool makes an {@code int[poolCacheSize]} when its thread first allocates, so
+     * {@code build()} bounds it by MAX_CACHE_SIZE, as the other per-arena array sizes: a value too
+     * large would pass {@code build()} and fail every thread's first buffer with an OutOfMemoryError.
+     */
+    @Test
+    void aPoolCacheSizeTooLargeForAnArrayIsRefusedByBuild() {
+        PagePoolByteBufAllocator built = null;
+        try {
+            built = PagePoolByteBufAllocator.builder().capacity(MIB).poolCacheSize(Integer.MAX_VALUE).build();
+        } catch (IllegalArgumentException e) {
+            assertTrue(e.getMessage().contains("poolCacheSize"), e::getMessage);
+            return;
+        }
+        String later;
+        try {
+            built.directBuffer(100).release();
+            later = "nothing";
+        } catch (OutOfMemoryError e) { // JUnit aborts the run on an OutOfMemoryError: report it instead
+            later = e.toString();
+        } finally {
+            built.close();
+        }
+        fail("build() accepted poolCacheSize " + Integer.MAX_VALUE + "; the first allocation then threw " + later);
+    }
+
+    /**
+     * {@code maxFragmentSize} is "a power of two from 64 to half a page": -1 is refused like 0, -2
+     * or 100, not taken as "unset".
+     */
+    @Test
+    void maxFragmentSizeMinusOneIsRefusedLikeEveryOtherNegative() {
+        assertThrows(IllegalArgumentException.class,
+                () -> PagePoolByteBufAllocator.builder().capacity(MIB).maxFragmentSize(-2).build().close());
+        PagePoolByteBufAllocator built = null;
+        try {
+            built = PagePoolByteBufAllocator.builder().capacity(MIB).maxFragmentSize(-1).build();
+        } catch (IllegalArgumentException e) {
+            assertTrue(e.getMessage().contains("maxFragmentSize"), e::getMessage);
+            return;
+        }
+        int got = built.maxFragmentSize();
+        built.close();
+        fail("maxFragmentSize(-1) was accepted (the allocator uses " + got + ")");
+    }
+
+    /**
+     * DEFAULT is built in the class's static initializer from {@code -Dio.pagepool.netty.capacity}.
+     * A value it cannot parse (here "256MB": the docs allow k, m, g) is logged and replaced by 256m;
+     * were it thrown, the whole class, {@code builder()} included, would be unusable for users who
+     * never touch DEFAULT. The class is loaded afresh in its own class loader to see this.
+     */
+    @Test
+    void aBadDefaultCapacityPropertyDoesNotBreakTheBuilder() throws Exception {
+        String key = "io.pagepool.netty.capacity";
+        String old = System.getProperty(key);
+        System.setProperty(key, "256MB");
+        try {
+            ClassLoader fresh = new ChildFirstLoader(getClass().getClassLoader(), "io.pagepool.netty.");
+            Class<?> cls = Class.forName(PagePoolByteBufAllocator.class.getName(), false, fresh);
+            Object builder;
+            try {
+                builder = cls.getMethod("builder").invoke(null);
+            } catch (InvocationTargetException e) {
+                throw new AssertionError("with " + key + "=256MB, PagePoolByteBufAllocator.builder() threw "
+                        + e.getCause(), e.getCause());
+            } catch (ExceptionInInitializerError e) {
+                throw new AssertionError("with " + key + "=256MB, PagePoolByteBufAllocator.builder() threw " + e
+                        + " caused by " + e.getCause(), e);
+            }
+            Object built = builder.getClass().getMethod("capacity", long.class).invoke(builder, (long) MIB);
+            Object alloc = built.getClass().getMethod("build").invoke(built);
+            alloc.getClass().getMethod("close").invoke(alloc);
+        } finally {
+            if (old == null) {
+                System.clearProperty(key);
+            } else {
+                System.setProperty(key, old);
+            }
+        }
+    }
+
+    /** Defines the classes of one package itself (so their static initializers run again); delegates the rest. */
+    static final class ChildFirstLoader extends ClassLoader {
+        private final String prefix;
+
+        ChildFirstLoader(ClassLoader parent, String prefix) {
+            super(parent);
+            this.prefix = prefix;
+        }
+
+        @Override
+        protected Class<?> loadClass(String name, boolean resolve) throws ClassNotFoundException {
+            synchronized (getClassLoadingLock(name)) {
+                Class<?> c = findLoadedClass(name);
+                if (c == null && name.startsWith(prefix)) {
+                    try (InputStream in = getParent().getResourceAsStream(name.replace('.', '/') + ".class")) {
+                        if (in != null) {
+                            byte[] bytes = in.readAllBytes();
+                            c = defineClass(name, bytes, 0, bytes.length);
+                        }
+                    } catch (IOException e) {
+                        throw new ClassNotFoundException(name, e);
+                    }
+                }
+                if (c == null) {
+                    c = getParent().loadClass(name);
+                }
+                if (resolve) {
+                    resolveClass(c);
+                }
+                return c;
+            }
+        }
+    }
+}
