@@ -16,7 +16,8 @@ import java.util.Arrays;
  *   <li>Every cached block must be a {@code CACHED} head of its list's order, held by one cache.</li>
  *   <li>Scan the page table block by block: each reserved pfn lies in exactly one aligned block
  *       whose head is {@code FREE} (and on a list, with no free buddy of the same order left
- *       unmerged), {@code CACHED} (and in a cache), {@code ALLOCATED} or {@code POOLED}, and whose tails are
+ *       unmerged), {@code CACHED} (and in a cache), {@code ALLOCATED}, or {@code POOLED} (and only
+ *       then held by a page pool), and whose tails are
  *       {@code NONE}. Unreserved pages are all {@code NONE}.</li>
  * </ol>
  * Thread safety: exact only while no other thread uses the allocator.
@@ -29,13 +30,14 @@ final class ConsistencyCheck {
     private ConsistencyCheck() {
     }
 
-    static void run(BuddyZone zone, CpuPageCache cache) {
+    /** {@code pools} is the allocator's page-pool table, or null if no pool was ever built on it. */
+    static void run(BuddyZone zone, CpuPageCache cache, PoolPageTable pools) {
         cache.quiesced(() -> { // no ended thread's set is reaped between the two reads
             CachedBlocks cached = new CachedBlocks();
             cache.forEachCachedBlock(cached);
             zone.lockQuietly();
             try {
-                check(zone, cached);
+                check(zone, cached, pools);
             } finally {
                 zone.unlock();
             }
@@ -43,7 +45,7 @@ final class ConsistencyCheck {
         });
     }
 
-    private static void check(BuddyZone zone, CachedBlocks cached) {
+    private static void check(BuddyZone zone, CachedBlocks cached, PoolPageTable pools) {
         PageTable t = zone.table;
         int reserved = zone.reservedPages();
         int maxOrder = zone.maxOrder;
@@ -124,6 +126,11 @@ final class ConsistencyCheck {
                 }
             } else if (s != PageTable.ALLOCATED && s != PageTable.POOLED) {
                 fail("pfn " + p + " is left in the transient state " + s);
+            }
+            int pool = pools == null ? 0 : pools.pool[p];
+            if ((s == PageTable.POOLED) != (pool != 0)) {
+                fail("pfn " + p + " is " + t.describe(p, maxOrder) + " but " + (pool != 0 ? "PagePool#" + pool
+                        + " holds it" : "no page pool holds it"));
             }
             for (int q = p + 1, end = p + (1 << o); q < end; q++) {
                 if (t.state[q] != PageTable.NONE) {

@@ -618,12 +618,17 @@ public final class PageAllocator implements AutoCloseable {
      * {@link IllegalStateException} naming the first violation found: a free list entry that is
      * not a free head of that order, a misaligned or overlapping block, a page covered by no
      * block, two free buddies left unmerged, a cached block that is not marked cached (or the
-     * reverse), or a free-page count that disagrees with the lists. Exact only while no other
+     * reverse), a block a page pool holds that is not marked as such (or the reverse), or a
+     * free-page count that disagrees with the lists. Exact only while no other
      * thread is using the allocator.
      */
     public void checkConsistency() {
         checkOpen();
-        ConsistencyCheck.run(zone, cpuCache);
+        PoolPageTable pools;
+        synchronized (this) {
+            pools = poolPageTable;
+        }
+        ConsistencyCheck.run(zone, cpuCache, pools);
     }
 
     /**

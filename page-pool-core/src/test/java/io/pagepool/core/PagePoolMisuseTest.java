@@ -357,6 +357,24 @@ class PagePoolMisuseTest {
         assertFalse(allocator.isClosed());
     }
 
+    /** checkConsistency() sees a pool's page that the page table does not mark as held by a pool, and the reverse. */
+    @Test
+    void theConsistencyCheckMatchesThePageTableWithThePools() {
+        int pfn = pool.allocPage();
+        allocator.markPooled(pfn, false); // as if the pool had forgotten to mark it
+        IllegalStateException e = assertThrows(IllegalStateException.class, allocator::checkConsistency);
+        assertTrue(e.getMessage().contains("pfn " + pfn) && e.getMessage().contains("holds it"), e.getMessage());
+        allocator.markPooled(pfn, true);
+        allocator.checkConsistency();
+        int own = allocator.allocPages(0);
+        allocator.markPooled(own, true);
+        e = assertThrows(IllegalStateException.class, allocator::checkConsistency);
+        assertTrue(e.getMessage().contains("pfn " + own) && e.getMessage().contains("no page pool holds it"), e.getMessage());
+        allocator.markPooled(own, false);
+        allocator.freePages(own, 0);
+        pool.putPage(pfn, 0, true);
+    }
+
     /** The same for a pool of blocks: splitting one of its order-2 blocks is refused. */
     @Test
     void theAllocatorRefusesToSplitAPagePoolsBlock() {
