@@ -27,8 +27,9 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
     /**
      * Bytes of direct memory in use: pages the page allocator has handed out (to buffers and to
      * pool caches and rings; pages parked in its own per-CPU caches count as free) plus live
-     * fallback buffers. With a page allocator shared with other users, their pages count too. Once the allocator
-     * has closed its page allocator (which it does only with no page out), the fallback buffers'.
+     * fallback buffers. With a page allocator shared with other users, their pages count too.
+     * Once the allocator has closed its page allocator (which it does only with no page out), the
+     * fallback buffers'.
      */
     @Override
     public long usedDirectMemory() {
