@@ -474,8 +474,11 @@ public final class PagePool implements AutoCloseable {
 
     private void recycle(int pfn, int dmaSyncLength, boolean allowDirect) {
         if (closed) {
-            recycleReleasedRefcnt.increment();
-            release(pfn);
+            try {
+                release(pfn);
+            } finally {
+                recycleReleasedRefcnt.increment(); // counted once back in the allocator: see awaitInflight
+            }
             return;
         }
         if (mapper != null && dmaSyncLength != 0) {
@@ -486,11 +489,12 @@ public final class PagePool implements AutoCloseable {
                 } catch (RuntimeException | Error e) {
                     // Not synced, so not reusable: the page leaves the pool (counted as returned)
                     // rather than staying neither in flight nor parked.
-                    recycleReleasedRefcnt.increment();
                     try {
                         release(pfn);
                     } catch (RuntimeException | Error unmapFailure) {
                         e.addSuppressed(unmapFailure); // the sync failure is the caller's first news
+                    } finally {
+                        recycleReleasedRefcnt.increment();
                     }
                     throw e;
                 }
@@ -512,8 +516,11 @@ public final class PagePool implements AutoCloseable {
             }
             return;
         }
-        recycleRingFull.increment();
-        release(pfn);
+        try {
+            release(pfn);
+        } finally {
+            recycleRingFull.increment();
+        }
     }
 
     /** The page leaves the pool for good: unmap it and free it to the allocator. */
@@ -526,8 +533,11 @@ public final class PagePool implements AutoCloseable {
             pt.state[pfn] = PoolPageTable.NOT_IN_POOL;
             pt.pool[pfn] = 0;
             allocator.markPooled(pfn, false);
-            pagesReleased.increment();
-            allocator.freePages(pfn, order);
+            try {
+                allocator.freePages(pfn, order);
+            } finally {
+                pagesReleased.increment(); // after the free: a page counted released is the allocator's
+            }
         }
     }
 
@@ -779,10 +789,13 @@ public final class PagePool implements AutoCloseable {
     }
 
     /**
-     * Waits until no page is in flight, for at most {@code timeout}. If some never come back, logs a
-     * warning naming how many (they will still be released when returned) and returns false.
+     * Waits until no page is in flight, for at most {@code timeout}; once the pool is closed, until
+     * every page it held is back in the allocator (a page returned after close is counted only once
+     * freed, so {@link PageAllocator#close()} may follow a true result at once). If some never come
+     * back, logs a warning naming how many (they will still be released when returned) and returns
+     * false.
      *
-     * @return true when every page handed out has come back
+     * @return true when every page handed out has come back (and, once closed, reached the allocator)
      */
     public boolean awaitInflight(Duration timeout) {
         long nanos;
@@ -796,7 +809,7 @@ public final class PagePool implements AutoCloseable {
             if (closed) {
                 drainRingAfterClose();
             }
-            long inflight = inflight();
+            long inflight = closed ? stats().pagesHeld() : inflight();
             if (inflight == 0) {
                 return true;
             }
