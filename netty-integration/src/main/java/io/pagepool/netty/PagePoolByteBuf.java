@@ -391,10 +391,14 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
     }
 
     private void deallocateSlow() {
-        releaseBinding(kind, memArena, fragHandle, fragClass, pfn, order, fallback);
+        byte boundKind = kind;
+        releaseBinding(boundKind, memArena, fragHandle, fragClass, pfn, order, fallback);
         unbind();
         if (home != null) {
             home.recycleObject(this);
+        }
+        if (boundKind != FALLBACK) {
+            alloc.freedOnCallingThread();
         }
     }
 

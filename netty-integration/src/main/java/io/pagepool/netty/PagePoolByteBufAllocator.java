@@ -216,6 +216,24 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
 
     // ------------------------------------------------------------------ arenas
 
+    /**
+     * Memory was just freed on the calling thread, so its pages may sit in the thread's per-CPU set
+     * ({@link CpuCacheMode#PER_THREAD}), which only the thread itself takes from. A thread with no
+     * arena here only releases (an executor's worker, after the owner's arena closed or its queue
+     * was full) and would keep them for as long as it lives: they go back to the buddy lists now.
+     * Slow path.
+     */
+    void freedOnCallingThread() {
+        if (arenaSlots.get() == null && !arenas.isSet() && pages.cpuCacheMode() == CpuCacheMode.PER_THREAD
+                && !pages.isClosed() && !EndedThreadReaper.isVirtual(Thread.currentThread())) {
+            try {
+                pages.drainCpuCaches();
+            } catch (IllegalStateException closedMeanwhile) {
+                // the page allocator closed since the check: its caches went with it
+            }
+        }
+    }
+
     /** The calling thread's arena, created on first use; null for virtual threads or once closed. */
     private PagePoolArena currentArena() {
         PagePoolArena arena = arenaSlots.get();
