@@ -34,9 +34,12 @@ final class BenchmarkDocs {
     private final List<JmhResult> jdk25;
     /** 2 KiB batches of 64 on JDK 17 under each collector, by collector name. */
     private final Map<String, List<JmhResult>> collectors;
+    /** The 2 KiB cases on JMH's plain threads and on event-loop threads, by setup label (one run). */
+    private final Map<String, List<JmhResult>> threadSetups;
 
     BenchmarkDocs(List<JmhResult> poolAndNetty, List<JmhResult> seed, List<JmhResult> oldGen,
-            List<JmhResult> retainedSlice, List<JmhResult> jdk25, Map<String, List<JmhResult>> collectors) {
+            List<JmhResult> retainedSlice, List<JmhResult> jdk25, Map<String, List<JmhResult>> collectors,
+            Map<String, List<JmhResult>> threadSetups) {
         this.poolAndNetty = poolAndNetty;
         this.seed = seed;
         this.oldGen = oldGen;
@@ -48,6 +51,7 @@ final class BenchmarkDocs {
         }
         this.jdk25 = jdk25;
         this.collectors = collectors;
+        this.threadSetups = threadSetups;
     }
 
     /** Every generated section, by marker name, in document order. */
@@ -64,6 +68,7 @@ final class BenchmarkDocs {
         s.put("retained-slice", retainedSliceTable());
         s.put("jdk25", jdk25Table());
         s.put("collectors", collectorTable());
+        s.put("thread-setups", threadSetupTable());
         return s;
     }
 
@@ -414,6 +419,28 @@ final class BenchmarkDocs {
             collectorRow(t, "JDK 17, " + e.getKey(), a -> find(e.getValue(), x -> x.param("allocator").equals(a)));
         }
         collectorRow(t, "JDK 25, G1 (table above)", a -> jdk25Result("ByteBufAllocatorBenchmark.batch64", a, "2048"));
+        return t.toString();
+    }
+
+    /** Per setup and case: pagepool, Adaptive and Pooled at 2 KiB, and how many times faster pagepool is. */
+    private String threadSetupTable() {
+        StringBuilder t = new StringBuilder("| threads, heap | 2 KiB | pagepool | adaptive | pooled "
+                + "| Adaptive ÷ pagepool | Pooled ÷ pagepool |\n|---|---|---|---|---|---|---|\n");
+        for (Map.Entry<String, List<JmhResult>> e : threadSetups.entrySet()) {
+            for (String[] b : new String[][] {{"allocRelease", "one thread"}, {"batch64", "batches of 64"},
+                    {"crossThread", "cross-thread"}}) {
+                Function<String, JmhResult> of = a -> required(find(e.getValue(), x -> x.benchmark()
+                        .equals("ByteBufAllocatorBenchmark." + b[0]) && x.param("allocator").equals(a)),
+                        e.getKey() + " " + b[0] + " " + a);
+                JmhResult ours = of.apply("pagepool");
+                JmhResult adaptive = of.apply("adaptive");
+                JmhResult pooled = of.apply("pooled");
+                t.append(String.format(Locale.ROOT, "| %s | %s | %s, %s | %s, %s | %s, %s | %.1fx | %.1fx |%n", e.getKey(),
+                        b[1], scoreWithError(ours), bytes(ours), scoreWithError(adaptive), bytes(adaptive),
+                        scoreWithError(pooled), bytes(pooled), adaptive.score() / ours.score(),
+                        pooled.score() / ours.score()));
+            }
+        }
         return t.toString();
     }
 

@@ -29,7 +29,8 @@ import org.knowm.xchart.style.Styler;
  * {@value #OLD_GEN_RESULTS} (2 KiB allocRelease and batch64 with {@code -gc true}),
  * {@value #RETAINED_SLICE_RESULTS} ({@code RetainedSliceBenchmark}), {@value #JDK25_RESULTS}
  * ({@code ByteBufAllocatorBenchmark} on JDK 25), {@code results/collector-<name>.json} (2 KiB batches
- * under each of {@link #COLLECTORS}) and {@value #SEED_RESULTS} ({@code seed-table --json}).
+ * under each of {@link #COLLECTORS}), the three files of {@link #THREAD_SETUPS} (the 2 KiB cases on
+ * plain and on event-loop threads) and {@value #SEED_RESULTS} ({@code seed-table --json}).
  */
 public final class RenderBenchmarkDocs {
 
@@ -47,6 +48,17 @@ public final class RenderBenchmarkDocs {
     static final String JDK25_RESULTS = "results/jdk25-netty.json";
     /** 2 KiB batch64 of pagepool and Adaptive on JDK 17, one file per collector ({@code -XX:+Use<name>GC}). */
     static final List<String> COLLECTORS = List.of("G1", "Serial", "Parallel");
+    /**
+     * The 2 KiB cases in one session under three setups, by table label: the file, the JVM
+     * arguments its runs must carry (space-separated) and one they must not. JMH's threads are plain threads; the last setup
+     * runs the benchmarks on Netty event-loop-style threads ({@code io.pagepool.perf.EventLoopThreads}).
+     */
+    static final List<String[]> THREAD_SETUPS = List.of(
+            new String[] {"JMH's plain threads, -Xmx512m (as the tables above)", "results/threads-plain-512m.json",
+                    "-Xmx512m", "-Djmh.executor"},
+            new String[] {"JMH's plain threads, -Xmx1g", "results/threads-plain-1g.json", "-Xmx1g", "-Djmh.executor"},
+            new String[] {"event-loop threads, -Xmx1g", "results/threads-event-loop-1g.json",
+                    "-Xmx1g -Djmh.executor.class=io.pagepool.perf.EventLoopThreads", "-Xmx512m"});
     static final String BENCHMARKS_MD = "benchmarks.md";
 
     private RenderBenchmarkDocs() {
@@ -83,7 +95,23 @@ public final class RenderBenchmarkDocs {
         poolAndNetty.addAll(JmhResult.load(docs.resolve(REFCOUNT_RESULTS)));
         return new BenchmarkDocs(poolAndNetty, JmhResult.load(docs.resolve(SEED_RESULTS)),
                 JmhResult.load(docs.resolve(OLD_GEN_RESULTS)), JmhResult.load(docs.resolve(RETAINED_SLICE_RESULTS)),
-                JmhResult.load(docs.resolve(JDK25_RESULTS)), loadCollectors(docs));
+                JmhResult.load(docs.resolve(JDK25_RESULTS)), loadCollectors(docs), loadThreadSetups(docs));
+    }
+
+    private static Map<String, List<JmhResult>> loadThreadSetups(Path docs) throws IOException {
+        Map<String, List<JmhResult>> bySetup = new LinkedHashMap<>();
+        for (String[] setup : THREAD_SETUPS) {
+            List<JmhResult> results = JmhResult.load(docs.resolve(setup[1]));
+            for (JmhResult r : results) {
+                String args = String.join(" ", r.jvmArgs());
+                if (!List.of(args.split(" ")).containsAll(List.of(setup[2].split(" "))) || args.contains(setup[3])) {
+                    throw new IllegalStateException(setup[1] + " holds a run whose JVM arguments do not match \""
+                            + setup[0] + "\": " + r.jvmArgs());
+                }
+            }
+            bySetup.put(setup[0], results);
+        }
+        return bySetup;
     }
 
     private static Map<String, List<JmhResult>> loadCollectors(Path docs) throws IOException {

@@ -2,6 +2,7 @@ package io.pagepool.perf;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.util.concurrent.FastThreadLocalThread;
 import io.pagepool.netty.PagePoolByteBufAllocator;
 import org.jctools.queues.atomic.SpscAtomicArrayQueue;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -55,6 +56,10 @@ public class ByteBufAllocatorBenchmark extends BenchmarkDefaults {
 
     @Setup(Level.Trial)
     public void build() {
+        if (EventLoopThreads.class.getName().equals(System.getProperty("jmh.executor.class"))
+                && !(Thread.currentThread() instanceof FastThreadLocalThread)) {
+            throw new IllegalStateException("asked for event-loop threads, running on " + Thread.currentThread());
+        }
         alloc = PeerAllocators.named(allocator, 256L << 20, true);
         handoff = new SpscAtomicArrayQueue<>(1024);
     }
