@@ -4,6 +4,7 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.util.concurrent.FastThreadLocalThread;
 import io.pagepool.netty.PagePoolByteBufAllocator;
+import io.pagepool.netty.PagePoolByteBufAllocatorMetric;
 import org.jctools.queues.atomic.SpscAtomicArrayQueue;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Group;
@@ -15,6 +16,7 @@ import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.infra.BenchmarkParams;
 import org.openjdk.jmh.infra.Control;
 
 /**
@@ -65,15 +67,28 @@ public class ByteBufAllocatorBenchmark extends BenchmarkDefaults {
     }
 
     @TearDown(Level.Trial)
-    public void check() {
+    public void check(BenchmarkParams params) {
         ByteBuf left;
         while ((left = handoff.poll()) != null) {
             left.release();
         }
         if (alloc instanceof PagePoolByteBufAllocator) {
-            long fallbacks = ((PagePoolByteBufAllocator) alloc).metric().fallbackAllocations();
+            PagePoolByteBufAllocatorMetric metric = ((PagePoolByteBufAllocator) alloc).metric();
+            long fallbacks = metric.fallbackAllocations();
             if (fallbacks != 0) {
                 throw new IllegalStateException(fallbacks + " buffers took the unpooled fallback: not a pagepool figure");
+            }
+            if (!params.getBenchmark().endsWith(".crossThread")) {
+                long allocated = 0;
+                long hits = 0;
+                for (PagePoolByteBufAllocatorMetric.ArenaMetric a : metric.arenas()) {
+                    allocated += a.buffersAllocated();
+                    hits += a.cacheHits();
+                }
+                if (hits < 0.99 * allocated) { // one thread: all but the first few reuse a parked buffer
+                    throw new IllegalStateException("only " + hits + " of " + allocated
+                            + " buffers reused a parked one: not the fast path this benchmark measures");
+                }
             }
         }
     }

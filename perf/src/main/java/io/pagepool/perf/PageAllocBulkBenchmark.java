@@ -27,8 +27,10 @@ import org.openjdk.jmh.infra.BenchmarkParams;
  *   t2
  *   (bulkPages only, untimed: reset the slots to NO_PAGE for the next allocPagesBulk)
  * </pre>
- * Two {@link System#nanoTime()} reads per phase cost ~20-30 ns, a few percent of even the
- * cheapest phase (256 pages at >= 2 ns). The phase times go to {@link PhaseTimes}, a JMH
+ * Two {@link System#nanoTime()} reads per phase cost ~20-30 ns: a few percent of a phase of
+ * single-page calls, but 8-12% of the cheapest, a bulk phase (256 pages at about 1 ns), which
+ * they make look about 0.1 ns per page dearer than it is. That error is against the bulk calls, so
+ * it can only shrink the "bulk is cheaper" figures. The phase times go to {@link PhaseTimes}, a JMH
  * {@link AuxCounters} state, as sums over the iteration; {@code alloc ns / page} is then
  * {@code allocNs / pages} and so on ({@link SeedTable} computes it per iteration).
  *
