@@ -887,10 +887,10 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
                 stacks[c] = stackBase[c];
             }
             pool.close();
-            if (Thread.currentThread() != owner && !pages.isClosed()) {
+            if (Thread.currentThread() != owner) {
                 // The memory went into this thread's per-CPU set (the reaper's, or the closing
                 // thread's), where nothing might ever take it: back to the buddy lists.
-                pages.drainCpuCaches();
+                pages.drainCallingThreadCache();
             }
             objectCount = 0;
             Arrays.fill(views, null);

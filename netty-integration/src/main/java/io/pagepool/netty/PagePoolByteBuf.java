@@ -821,7 +821,8 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
     }
 
     private String where() {
-        return kind == FRAG ? ", pfn " + PagePool.fragPfn(fragHandle) + " +" + PagePool.fragOffset(fragHandle)
+        long handle = fragHandle; // read once: a racy report may see it cleared (NO_FRAG) under kind FRAG
+        return kind == FRAG ? (handle < 0 ? "" : ", pfn " + PagePool.fragPfn(handle) + " +" + PagePool.fragOffset(handle))
                 : kind == FALLBACK || kind == NONE ? "" : ", pfn " + pfn;
     }
 
@@ -842,6 +843,8 @@ final class PagePoolByteBuf extends PagePoolDirectByteBuf {
 
     /** pfn of the page or block holding the buffer, or {@link PageAllocator#NO_PAGE} for a fallback. For tests and metrics. */
     int pfn() {
-        return kind == FRAG ? PagePool.fragPfn(fragHandle) : kind == FALLBACK ? PageAllocator.NO_PAGE : pfn;
+        long handle = fragHandle;
+        return kind == FRAG ? (handle < 0 ? PageAllocator.NO_PAGE : PagePool.fragPfn(handle))
+                : kind == FALLBACK ? PageAllocator.NO_PAGE : pfn;
     }
 }

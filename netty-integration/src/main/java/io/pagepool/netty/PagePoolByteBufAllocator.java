@@ -224,13 +224,8 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
      * Slow path.
      */
     void freedOnCallingThread() {
-        if (arenaSlots.get() == null && !arenas.isSet() && pages.cpuCacheMode() == CpuCacheMode.PER_THREAD
-                && !pages.isClosed() && !EndedThreadReaper.isVirtual(Thread.currentThread())) {
-            try {
-                pages.drainCpuCaches();
-            } catch (IllegalStateException closedMeanwhile) {
-                // the page allocator closed since the check: its caches went with it
-            }
+        if (arenaSlots.get() == null && !arenas.isSet()) {
+            pages.drainCallingThreadCache(); // its own set only, if it has one: nothing else is touched
         }
     }
 

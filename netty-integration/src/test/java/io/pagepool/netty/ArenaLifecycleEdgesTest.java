@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.DefaultEventLoop;
+import io.pagepool.core.CpuCacheMode;
+import io.pagepool.core.PageAllocator;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.reflect.InvocationTargetException;
@@ -233,6 +235,83 @@ class ArenaLifecycleEdgesTest {
             });
         }
         assertTrue(alloc.isClosed(), "could not close the allocator on " + worker.getName());
+    }
+
+    /**
+     * A thread without an arena that frees memory drains only its own per-CPU set, if it has one: a
+     * 64 KiB block (order 4) goes straight to the zone, and its release must not register a set for
+     * the releasing thread (the registry lock and a sweep of every set, on each such release).
+     */
+    @Test
+    void releasingABlockThatBypassesPerCpuSetsDoesNotRegisterASetForTheReleasingThread() throws Exception {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(16L * MIB).build();
+        try {
+            PageAllocator pages = alloc.pageAllocator();
+            ByteBuf big = alloc.directBuffer(64 * 1024); // order 4: freed in place, straight to the zone
+            CountDownLatch released = new CountDownLatch(1);
+            CountDownLatch measured = new CountDownLatch(1);
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            int setsBefore = pages.stats().cpuPageSets();
+            Thread releaser = new Thread(() -> {
+                try {
+                    big.release();
+                } catch (Throwable t) {
+                    failure.set(t);
+                } finally {
+                    released.countDown();
+                }
+                try {
+                    measured.await(10, TimeUnit.SECONDS); // stay alive: an ended thread's set would be reaped
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, "release-only-thread");
+            releaser.start();
+            assertTrue(released.await(10, TimeUnit.SECONDS));
+            int setsAfter = pages.stats().cpuPageSets();
+            measured.countDown();
+            releaser.join(10_000);
+            if (failure.get() != null) {
+                throw new AssertionError(failure.get());
+            }
+            assertEquals(setsBefore, setsAfter, "a thread that only released a block freed to the zone got a per-CPU"
+                    + " page set registered (drainCpuCaches on its release)");
+        } finally {
+            alloc.close();
+        }
+    }
+
+    /**
+     * An arena closed off its owner drains the closing thread's own set only: in MAGAZINE mode,
+     * whose magazines every thread reaches, reaping an ended thread's arena must leave the
+     * magazines live threads use alone.
+     */
+    @Test
+    void reapingAnArenaInMagazineModeDoesNotEmptyTheLiveThreadsMagazines() throws Exception {
+        PageAllocator shared = PageAllocator.builder().capacity(16L * MIB).cpuCacheMode(CpuCacheMode.MAGAZINE)
+                .magazines(1).build();
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().pageAllocator(shared).build();
+        try {
+            // this (live) thread keeps some pages parked in the shared magazine
+            int[] mine = new int[16];
+            for (int i = 0; i < mine.length; i++) {
+                mine[i] = shared.allocPages(0);
+            }
+            for (int pfn : mine) {
+                shared.freePages(pfn, 0);
+            }
+            long parkedByMe = shared.cachedPageCount();
+            assertTrue(parkedByMe > 0, "setup: pages parked in the magazine");
+            Thread t = new Thread(() -> alloc.directBuffer(100).release(), "short-lived-plain-thread");
+            t.start();
+            t.join(10_000);
+            ArenaLifecycleEdgesTest.awaitArenaReaped(alloc, t.getName());
+            assertTrue(shared.cachedPageCount() > 0, "reaping one ended thread's arena drained every magazine ("
+                    + shared.cachedPageCount() + " pages left parked; " + parkedByMe + " before): " + shared.stats());
+        } finally {
+            alloc.close();
+            shared.close();
+        }
     }
 
     // ------------------------------------------------------------------ builder and DEFAULT

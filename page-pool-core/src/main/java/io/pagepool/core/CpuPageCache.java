@@ -24,6 +24,13 @@ interface CpuPageCache {
     /** Returns to the zone every parked page this thread may touch: see {@link PageAllocator#drainCpuCaches()}. */
     void drainReachable();
 
+    /**
+     * Returns to the zone the pages parked in a set only the calling thread takes from, if it has
+     * one; creates no set and reaps nothing. Only {@link PerThreadPageCaches} has such sets.
+     */
+    default void drainCallingThread() {
+    }
+
     /** Pages parked right now (racy while other threads run). */
     long cachedPages();
 

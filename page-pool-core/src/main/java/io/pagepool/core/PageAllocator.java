@@ -545,6 +545,19 @@ public final class PageAllocator implements AutoCloseable {
         cpuCache.drainReachable();
     }
 
+    /**
+     * Returns to the buddy lists the pages parked in the calling thread's own per-thread cache
+     * ({@link CpuCacheMode#PER_THREAD}), if it has one: for a thread that frees but will not
+     * allocate again, whose parked pages no other thread could take. Unlike
+     * {@link #drainCpuCaches()} it creates no cache, reaps no ended thread's, leaves the shared
+     * magazines alone and does nothing once the allocator is closed. Thread-safe.
+     */
+    public void drainCallingThreadCache() {
+        if (!closed) {
+            cpuCache.drainCallingThread();
+        }
+    }
+
     public int pageSize() {
         return pageSize;
     }

@@ -37,7 +37,8 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
     private final BuddyZone zone;
     private final int high;
     private final int batch;
-    private final ThreadLocal<CpuPageLists> local = ThreadLocal.withInitial(this::register);
+    /** The thread's set once registered; unset before (see {@link #current()}). */
+    private final ThreadLocal<CpuPageLists> local = new ThreadLocal<>();
     /** Checked before {@link #local}: a hit avoids the ThreadLocal hash probe. */
     private final ThreadOwnedSlots<CpuPageLists> slots = new ThreadOwnedSlots<>(new CpuPageLists[SLOTS]);
     /** Every live thread's set; guarded by itself. */
@@ -67,6 +68,18 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
 
     /** The calling thread's set: from the slot table, else the thread-local (creating it); null for a virtual thread. */
     private CpuPageLists current() {
+        CpuPageLists set = existing();
+        if (set == null) {
+            set = register();
+            if (set != null) {
+                local.set(set);
+            }
+        }
+        return set;
+    }
+
+    /** The calling thread's set if it has one; creates none. */
+    private CpuPageLists existing() {
         CpuPageLists set = slots.get();
         return set != null ? set : local.get();
     }
@@ -111,6 +124,14 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
             set.drainAll();
         }
         reapEnded();
+    }
+
+    @Override
+    public void drainCallingThread() {
+        CpuPageLists set = existing();
+        if (set != null) {
+            set.drainAll();
+        }
     }
 
     /** Returns the pages of ended threads' sets to the zone. */

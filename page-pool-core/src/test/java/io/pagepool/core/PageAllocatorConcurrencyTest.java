@@ -501,6 +501,44 @@ class PageAllocatorConcurrencyTest {
         }
     }
 
+    /**
+     * drainCallingThreadCache() empties the calling thread's own set and nothing else: another live
+     * thread's parked pages stay where they are, and a thread that has no set gets none.
+     */
+    @Test
+    void drainCallingThreadCacheTouchesOnlyTheCallersOwnSet() throws Exception {
+        try (PageAllocator a = small(CpuCacheMode.PER_THREAD).build()) {
+            CountDownLatch parked = new CountDownLatch(1);
+            CountDownLatch done = new CountDownLatch(1);
+            Thread other = new Thread(() -> {
+                a.freePages(a.allocPages(0), 0);
+                parked.countDown();
+                try {
+                    done.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, "parks-and-waits");
+            other.start();
+            try {
+                assertTrue(parked.await(JOIN_MILLIS, TimeUnit.MILLISECONDS));
+                long othersParked = a.cachedPageCount();
+                assertTrue(othersParked > 0, "precondition: the other thread parks pages");
+                Thread noSet = new Thread(a::drainCallingThreadCache, "has-no-set");
+                noSet.start();
+                noSet.join(JOIN_MILLIS);
+                assertEquals(1, a.stats().cpuPageSets(), "a thread with no set got one");
+                a.freePages(a.allocPages(0), 0);
+                assertTrue(a.cachedPageCount() > othersParked, "precondition: this thread parks pages too");
+                a.drainCallingThreadCache();
+                assertEquals(othersParked, a.cachedPageCount(), "only this thread's own set is emptied");
+            } finally {
+                done.countDown();
+                other.join(JOIN_MILLIS);
+            }
+        }
+    }
+
     /** Reaping an ended thread's empty cache moves no page, and is not counted as a drain (as drainCpuCaches() is not). */
     @Test
     void reapingAnEmptyCacheIsNotCountedAsADrain() throws Exception {
