@@ -158,15 +158,17 @@ class ArenaLifecycleEdgesTest {
     void aCommonPoolWorkerKeepsOneArenaAcrossTasks() throws Exception {
         PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(8L * MIB).build();
         ForkJoinPool pool = ForkJoinPool.commonPool();
-        Thread worker = onPool(pool, Thread::currentThread);
-        assumeTrue(worker instanceof ForkJoinWorkerThread, "the task ran on the caller");
         ThreadLocal<String> probe = new ThreadLocal<>();
-        onPool(pool, () -> {
+        Thread worker = onPool(pool, () -> {
             probe.set("set");
-            return null;
+            return Thread.currentThread();
         });
-        assumeTrue(onPool(pool, () -> Thread.currentThread() == worker && probe.get() == null),
-                "this JDK's common pool keeps thread locals between tasks");
+        assumeTrue(worker instanceof ForkJoinWorkerThread, "the task ran on the caller");
+        Boolean erased = null;
+        for (int i = 0; i < 50 && erased == null; i++) { // a later task may run on another worker
+            erased = onPool(pool, () -> Thread.currentThread() == worker ? probe.get() == null : null);
+        }
+        assumeTrue(Boolean.TRUE.equals(erased), "this JDK's common pool keeps thread locals between tasks");
 
         // a live thread whose id shares the worker's slot claims it first
         Thread colliding;
