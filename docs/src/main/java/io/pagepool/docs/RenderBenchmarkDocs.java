@@ -50,8 +50,9 @@ public final class RenderBenchmarkDocs {
     static final List<String> COLLECTORS = List.of("G1", "Serial", "Parallel");
     /**
      * The 2 KiB cases in one session under three setups, by table label: the file, the JVM
-     * arguments its runs must carry (space-separated) and one they must not. JMH's threads are plain threads; the last setup
-     * runs the benchmarks on Netty event-loop-style threads ({@code io.pagepool.perf.EventLoopThreads}).
+     * arguments its runs must carry (space-separated) and one they must not. JMH's threads are
+     * plain threads; the last setup runs the benchmarks on Netty event-loop-style threads
+     * ({@code io.pagepool.perf.EventLoopThreads}).
      */
     static final List<String[]> THREAD_SETUPS = List.of(
             new String[] {"JMH's plain threads, -Xmx512m (as the tables above)", "results/threads-plain-512m.json",

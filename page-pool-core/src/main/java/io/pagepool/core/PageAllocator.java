@@ -678,10 +678,12 @@ public final class PageAllocator implements AutoCloseable {
             }
             if (first != NO_PAGE) {
                 throw new IllegalStateException("close(): " + pages + " page(s) in " + blocks
-                        + " block(s) are still allocated" + (pooled > 0 ? " (" + pooled + " of them held by page pools)" : "")
+                        + " block(s) are still allocated"
+                        + (pooled > 0 ? " (" + pooled + " of them held by page pools)" : "")
                         + ", the first at pfn " + first + " (order " + table.order[first]
                         + (state[first] == PageTable.POOLED ? ", held by " + poolHolding(first) : "")
-                        + "); free them first" + (pooled > 0 ? " (close each PagePool and give back what it handed out)" : "")
+                        + "); free them first"
+                        + (pooled > 0 ? " (close each PagePool and give back what it handed out)" : "")
                         + ". The allocator stays open.");
             }
             closed = true;

@@ -202,7 +202,8 @@ public final class PageAllocatorStats {
      */
     public long freeBlocks(int order) {
         if (order < 0 || order >= freeBlocks.length) {
-            throw new IllegalArgumentException("freeBlocks(order " + order + "): order is outside 0.." + (freeBlocks.length - 1));
+            throw new IllegalArgumentException("freeBlocks(order " + order + "): order is outside 0.."
+                    + (freeBlocks.length - 1));
         }
         return freeBlocks[order];
     }

@@ -854,7 +854,10 @@ public final class PagePool implements AutoCloseable {
             return this;
         }
 
-        /** Pages the owner's lock-free cache holds (the kernel's PP_ALLOC_CACHE_SIZE), 1 to {@link #MAX_CACHE_SIZE}. Default 128. */
+        /**
+         * Pages the owner's lock-free cache holds (the kernel's PP_ALLOC_CACHE_SIZE), 1 to
+         * {@link #MAX_CACHE_SIZE}. Default 128.
+         */
         public Builder cacheSize(int pages) {
             this.cacheSize = pages;
             return this;
