@@ -17,6 +17,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -445,15 +446,18 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
      * their memory when released, but the page allocator then refuses to close: the
      * {@link IllegalStateException} names the first page still allocated, and {@code close()} may be
      * called again once those buffers are released. Call it after the threads
-     * that use the allocator have ended; the arenas of threads still alive (other than the caller)
-     * make it throw {@link IllegalStateException} naming them, and nothing is closed. Not for
-     * {@link #DEFAULT}.
+     * that use the allocator have ended; it waits up to {@value #CLOSE_GRACE_MILLIS} ms for threads
+     * that own arenas to finish ending (an {@code ExecutorService}'s workers can still be alive for a
+     * moment after {@code awaitTermination} returns), then the arenas of threads still alive (other
+     * than the caller) make it throw {@link IllegalStateException} naming them, and nothing is
+     * closed. Not for {@link #DEFAULT}.
      */
     @Override
     public void close() {
         if (this == DEFAULT) {
             throw new UnsupportedOperationException("PagePoolByteBufAllocator.DEFAULT cannot be closed");
         }
+        awaitOwnersEnding();
         synchronized (registry) {
             if (!closed) {
                 closeArenasLocked();
@@ -461,7 +465,46 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         }
         arenas.remove();
         if (ownsPages && !pages.isClosed()) {
-            pages.close(); // throws, naming a page, while buffers are still out; close() may be retried
+            try {
+                pages.close(); // refuses, naming a page, while buffers are still out; close() may be retried
+            } catch (IllegalStateException stillOut) {
+                throw new IllegalStateException("close(): buffers of " + this + " still hold memory: release them"
+                        + " and call close() again (" + stillOut.getMessage() + ")", stillOut);
+            }
+        }
+    }
+
+    /** How long {@link #close()} waits for threads that own arenas to end. */
+    static final long CLOSE_GRACE_MILLIS = 500;
+
+    /**
+     * Waits, up to {@link #CLOSE_GRACE_MILLIS} in all, for the other threads that own arenas to end.
+     * Outside the registry lock: an ending event loop retires its arena under it.
+     */
+    private void awaitOwnersEnding() {
+        List<Thread> owners = new ArrayList<>();
+        synchronized (registry) {
+            if (closed) {
+                return;
+            }
+            for (PagePoolArena arena : registry) {
+                if (arena.owner != Thread.currentThread() && arena.owner.isAlive()) {
+                    owners.add(arena.owner);
+                }
+            }
+        }
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(CLOSE_GRACE_MILLIS);
+        for (Thread owner : owners) {
+            long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+            if (left <= 0) {
+                return;
+            }
+            try {
+                owner.join(left);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt(); // close() goes on and refuses if they still live
+                return;
+            }
         }
     }
 

@@ -68,6 +68,20 @@ public final class PagePoolRecvByteBufAllocator extends DefaultMaxMessagesRecvBy
         return datagramSize;
     }
 
+    /** As Netty's, returning this type, so that {@code new PagePoolRecvByteBufAllocator().maxMessagesPerRead(16)} is one. */
+    @Override
+    public PagePoolRecvByteBufAllocator maxMessagesPerRead(int maxMessagesPerRead) {
+        super.maxMessagesPerRead(maxMessagesPerRead);
+        return this;
+    }
+
+    /** As Netty's, returning this type. */
+    @Override
+    public PagePoolRecvByteBufAllocator respectMaybeMoreData(boolean respectMaybeMoreData) {
+        super.respectMaybeMoreData(respectMaybeMoreData);
+        return this;
+    }
+
     public int datagramsPerRead() {
         return datagramsPerRead;
     }

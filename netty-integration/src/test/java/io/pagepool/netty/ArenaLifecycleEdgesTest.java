@@ -316,6 +316,50 @@ class ArenaLifecycleEdgesTest {
         }
     }
 
+    /**
+     * The shutdown a user writes for a plain thread pool: shutdown(), awaitTermination(), close().
+     * awaitTermination() may return while a worker thread is still alive for a moment, and close()
+     * refused in about half the runs, naming the worker; it now waits for such threads to end.
+     */
+    @Test
+    void closeRightAfterAnExecutorTerminatesSucceeds() throws Exception {
+        for (int round = 0; round < 30; round++) {
+            PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(4L * MIB).build();
+            java.util.concurrent.ExecutorService workers = java.util.concurrent.Executors.newFixedThreadPool(2);
+            for (int i = 0; i < 4; i++) {
+                workers.submit(() -> alloc.directBuffer(1024).release()).get(10, TimeUnit.SECONDS);
+            }
+            workers.shutdown();
+            assertTrue(workers.awaitTermination(10, TimeUnit.SECONDS));
+            alloc.close(); // threw "threads [pool-..] still own arenas" when a worker had not quite ended
+            assertTrue(alloc.isClosed());
+        }
+    }
+
+    /** A thread that lives on still stops close(), after the grace period, naming it; nothing is closed. */
+    @Test
+    void closeStillRefusesWhileAnotherThreadThatOwnsAnArenaLives() throws Exception {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(4L * MIB).build();
+        CountDownLatch allocated = new CountDownLatch(1);
+        CountDownLatch done = new CountDownLatch(1);
+        Thread owner = new Thread(() -> {
+            alloc.directBuffer(100).release();
+            allocated.countDown();
+            PagePoolByteBufAllocatorTest.await(done);
+        }, "lives-on");
+        owner.start();
+        try {
+            assertTrue(allocated.await(10, TimeUnit.SECONDS));
+            IllegalStateException e = assertThrows(IllegalStateException.class, alloc::close);
+            assertTrue(e.getMessage().contains("lives-on"), e::getMessage);
+            assertTrue(!alloc.isClosed(), "nothing closed");
+        } finally {
+            done.countDown();
+            owner.join(10_000);
+        }
+        alloc.close();
+    }
+
     // ------------------------------------------------------------------ builder and DEFAULT
 
     /**

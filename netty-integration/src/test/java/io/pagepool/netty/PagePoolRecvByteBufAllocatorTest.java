@@ -30,6 +30,16 @@ class PagePoolRecvByteBufAllocatorTest {
         LeakCapture.assertNoLeaks();
     }
 
+    /** The README's one-liner keeps the type: it can be stored, and chained, as a PagePoolRecvByteBufAllocator. */
+    @Test
+    void maxMessagesPerReadReturnsThisAllocator() {
+        PagePoolRecvByteBufAllocator recv = new PagePoolRecvByteBufAllocator().maxMessagesPerRead(16)
+                .respectMaybeMoreData(false);
+        assertEquals(16, recv.maxMessagesPerRead());
+        assertEquals(false, recv.respectMaybeMoreData());
+        assertEquals(PagePoolRecvByteBufAllocator.DEFAULT_DATAGRAM_SIZE, recv.datagramSize());
+    }
+
     @Test
     void byDefaultEachReadGetsAHalfPageFragmentThatFitsAnMtu() {
         PagePoolRecvByteBufAllocator recv = new PagePoolRecvByteBufAllocator();
