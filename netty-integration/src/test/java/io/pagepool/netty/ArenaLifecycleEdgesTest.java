@@ -2,6 +2,7 @@ package io.pagepool.netty;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -205,6 +206,56 @@ class ArenaLifecycleEdgesTest {
         }
     }
 
+    /**
+     * The same without depending on a pool's habits: a plain thread whose thread locals are erased
+     * after each use, as a common-pool worker's are ({@code InternalThreadLocalMap.remove()}: no
+     * {@code onRemoval}), its slot held by another live thread, keeps its one arena.
+     */
+    @Test
+    @SuppressWarnings("deprecation") // Thread.getId(): the slot table indexes by it
+    void aThreadWhoseThreadLocalsAreErasedKeepsOneArena() throws Exception {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(8L * MIB).build();
+        CountDownLatch claimed = new CountDownLatch(1);
+        CountDownLatch used = new CountDownLatch(1);
+        CountDownLatch done = new CountDownLatch(1);
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread worker = new Thread(() -> {
+            try {
+                PagePoolByteBufAllocatorTest.await(claimed);
+                for (int i = 0; i < 20; i++) {
+                    alloc.directBuffer(100).release();
+                    io.netty.util.internal.InternalThreadLocalMap.remove();
+                }
+            } catch (Throwable t) {
+                failure.set(t);
+            } finally {
+                used.countDown();
+                PagePoolByteBufAllocatorTest.await(done); // alive: an ended thread's arena would be reaped
+            }
+        }, "erases-its-thread-locals");
+        Thread colliding;
+        do {
+            colliding = new Thread(() -> {
+                alloc.directBuffer(100).release();
+                claimed.countDown();
+                PagePoolByteBufAllocatorTest.await(done);
+            }, "slot-holder");
+        } while ((colliding.getId() & 1023) != (worker.getId() & 1023));
+        colliding.start();
+        worker.start();
+        try {
+            assertTrue(used.await(10, TimeUnit.SECONDS));
+            assertNull(failure.get());
+            long arenas = alloc.metric().arenas().stream().filter(a -> a.threadName().equals(worker.getName())).count();
+            assertEquals(1, arenas, () -> "20 uses left " + arenas + " arenas: " + alloc.metric().arenas());
+        } finally {
+            done.countDown();
+            colliding.join(10_000);
+            worker.join(10_000);
+        }
+        alloc.close();
+    }
+
     /** Runs {@code task} on {@code pool} and waits on a latch, so that the caller never runs it itself (as ForkJoinTask.get() may). */
     private static <T> T onPool(ForkJoinPool pool, Callable<T> task) throws Exception {
         AtomicReference<T> result = new AtomicReference<>();
@@ -350,6 +401,8 @@ class ArenaLifecycleEdgesTest {
         owner.start();
         try {
             assertTrue(allocated.await(10, TimeUnit.SECONDS));
+            assertTrue(alloc.metric().arenas().stream().anyMatch(a -> a.threadName().equals("lives-on") && a.threadAlive()),
+                    () -> "the metric shows the live owner: " + alloc.metric());
             IllegalStateException e = assertThrows(IllegalStateException.class, alloc::close);
             assertTrue(e.getMessage().contains("lives-on"), e::getMessage);
             assertTrue(!alloc.isClosed(), "nothing closed");
