@@ -121,6 +121,7 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
     /** A snapshot of one arena: its owner thread and its page pool's counters. Immutable. */
     public static final class ArenaMetric {
         private final String threadName;
+        private final boolean threadAlive;
         private final PagePoolStats poolStats;
         private final int cachedFragments;
         private final int cachedBlocks;
@@ -131,6 +132,7 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
 
         ArenaMetric(PagePoolArena arena) {
             this.threadName = arena.owner.getName();
+            this.threadAlive = arena.owner.isAlive();
             this.poolStats = arena.pool.stats();
             this.cachedFragments = arena.cachedFragments();
             this.cachedBlocks = arena.cachedBlocks();
@@ -143,6 +145,14 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
         /** Name of the thread that owns the arena (an event loop, typically). */
         public String threadName() {
             return threadName;
+        }
+
+        /**
+         * Whether the owner thread was alive when the snapshot was taken: the arena of a live thread
+         * other than the caller's makes {@link PagePoolByteBufAllocator#close()} refuse.
+         */
+        public boolean threadAlive() {
+            return threadAlive;
         }
 
         /** The arena's page pool counters, kernel-named; {@code inflight()} is its pages in use. */
@@ -196,7 +206,7 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
 
         @Override
         public String toString() {
-            return "Arena{" + threadName + ", buffers=" + buffersAllocated + ", cacheHits=" + cacheHits
+            return "Arena{" + threadName + (threadAlive ? "" : " (ended)") + ", buffers=" + buffersAllocated + ", cacheHits=" + cacheHits
                     + ", cachedFragments=" + cachedFragments + ", cachedBlocks=" + cachedBlocks + ", pooledObjects="
                     + pooledObjects
                     + (concurrentDoubleReleases != 0 ? ", concurrentDoubleReleases=" + concurrentDoubleReleases : "")

@@ -566,6 +566,11 @@ public final class PageAllocator implements AutoCloseable {
         return maxOrder;
     }
 
+    /** Bytes of memory this allocator manages: {@link #totalPages()} pages of {@link #pageSize()}. */
+    public long capacity() {
+        return (long) totalPages * pageSize;
+    }
+
     public int totalPages() {
         return totalPages;
     }

@@ -536,6 +536,7 @@ class PageAllocatorOperationsTest {
         try (PageAllocator a = PageAllocator.builder().pageSize(pageSize).capacity(16L << 20).maxOrder(4)
                 .pcpBatch(4).cpuCacheMode(mode).build()) {
             assertEquals(1024, a.totalPages());
+            assertEquals(16L << 20, a.capacity());
             int single = a.allocPages(0);
             int block = a.allocPages(4);
             writePattern(a, single, 0, 1);
