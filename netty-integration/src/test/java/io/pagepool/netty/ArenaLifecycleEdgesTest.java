@@ -172,16 +172,9 @@ class ArenaLifecycleEdgesTest {
         assumeTrue(Boolean.TRUE.equals(erased), "this JDK's common pool keeps thread locals between tasks");
 
         // a live thread whose id shares the worker's slot claims it first
-        Thread colliding;
         CountDownLatch claimed = new CountDownLatch(1);
         CountDownLatch done = new CountDownLatch(1);
-        do {
-            colliding = new Thread(() -> {
-                alloc.directBuffer(100).release();
-                claimed.countDown();
-                PagePoolByteBufAllocatorTest.await(done);
-            }, "slot-holder");
-        } while ((colliding.getId() & 1023) != (worker.getId() & 1023));
+        Thread colliding = slotHolder(alloc, worker, claimed, done);
         colliding.start();
         try {
             assertTrue(claimed.await(10, TimeUnit.SECONDS));
@@ -233,14 +226,7 @@ class ArenaLifecycleEdgesTest {
                 PagePoolByteBufAllocatorTest.await(done); // alive: an ended thread's arena would be reaped
             }
         }, "erases-its-thread-locals");
-        Thread colliding;
-        do {
-            colliding = new Thread(() -> {
-                alloc.directBuffer(100).release();
-                claimed.countDown();
-                PagePoolByteBufAllocatorTest.await(done);
-            }, "slot-holder");
-        } while ((colliding.getId() & 1023) != (worker.getId() & 1023));
+        Thread colliding = slotHolder(alloc, worker, claimed, done);
         colliding.start();
         worker.start();
         try {
@@ -254,6 +240,24 @@ class ArenaLifecycleEdgesTest {
             worker.join(10_000);
         }
         alloc.close();
+    }
+
+    /**
+     * A new (unstarted) thread whose id shares {@code worker}'s slot in the allocator's 1024-entry
+     * table: it allocates (claiming the slot), counts {@code claimed} down, and lives until {@code done}.
+     */
+    @SuppressWarnings("deprecation") // Thread.getId(): the slot table indexes by it
+    private static Thread slotHolder(PagePoolByteBufAllocator alloc, Thread worker, CountDownLatch claimed,
+            CountDownLatch done) {
+        Thread colliding;
+        do {
+            colliding = new Thread(() -> {
+                alloc.directBuffer(100).release();
+                claimed.countDown();
+                PagePoolByteBufAllocatorTest.await(done);
+            }, "slot-holder");
+        } while ((colliding.getId() & 1023) != (worker.getId() & 1023));
+        return colliding;
     }
 
     /** Runs {@code task} on {@code pool} and waits on a latch, so that the caller never runs it itself (as ForkJoinTask.get() may). */
