@@ -252,7 +252,7 @@ public final class PageAllocator implements AutoCloseable {
      */
     public void freePages(int pfn, int order) {
         if (closed) {
-            throw closedError("freePages(pfn " + pfn + ", order " + order + ")");
+            throw closedError("freePages", pfn, "order", order);
         }
         if (order < 0 || order > maxOrder) {
             throw badOrder("freePages(pfn " + pfn + ", order " + order + ")", order);
@@ -276,8 +276,7 @@ public final class PageAllocator implements AutoCloseable {
     public void freePagesBulk(int[] pfns, int count) {
         Objects.requireNonNull(pfns, "pfns");
         if (closed) {
-            throw closedError("freePagesBulk(count " + count
-                    + (count > 0 && pfns.length > 0 ? ", first pfn " + pfns[0] : "") + ")");
+            throw closedBulkError(pfns, count);
         }
         if (count < 0 || count > pfns.length) {
             throw new IllegalArgumentException("freePagesBulk: count " + count
@@ -332,7 +331,7 @@ public final class PageAllocator implements AutoCloseable {
      */
     public void splitPage(int pfn, int order) {
         if (closed) {
-            throw closedError("splitPage(pfn " + pfn + ", order " + order + ")");
+            throw closedError("splitPage", pfn, "order", order);
         }
         if (order < 0 || order > maxOrder) {
             throw badOrder("splitPage(pfn " + pfn + ", order " + order + ")", order);
@@ -359,7 +358,7 @@ public final class PageAllocator implements AutoCloseable {
      */
     public void freeContigRange(int pfn, int nrPages) {
         if (closed) {
-            throw closedError("freeContigRange(pfn " + pfn + ", nrPages " + nrPages + ")");
+            throw closedError("freeContigRange", pfn, "nrPages", nrPages);
         }
         if (nrPages < 0) {
             throw new IllegalArgumentException("freeContigRange(pfn " + pfn + ", nrPages " + nrPages
@@ -396,9 +395,17 @@ public final class PageAllocator implements AutoCloseable {
         }
     }
 
-    /** Use after close by a call that names pages: the message names the call and its pages. */
-    private static IllegalStateException closedError(String call) {
-        return new IllegalStateException(call + ": the page allocator is closed");
+    /**
+     * Use after close by a call that names pages: the message names the call and its pages. Built
+     * here, not at the call site, to keep the hot methods' bytecode (and so their inlining) as it was.
+     */
+    private static IllegalStateException closedError(String op, int pfn, String second, int value) {
+        return new IllegalStateException(op + "(pfn " + pfn + ", " + second + " " + value + "): the page allocator is closed");
+    }
+
+    private static IllegalStateException closedBulkError(int[] pfns, int count) {
+        return new IllegalStateException("freePagesBulk(count " + count
+                + (count > 0 && pfns.length > 0 ? ", first pfn " + pfns[0] : "") + "): the page allocator is closed");
     }
 
     private void checkOrder(String op, int order) {

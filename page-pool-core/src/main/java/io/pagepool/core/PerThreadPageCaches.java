@@ -68,7 +68,13 @@ final class PerThreadPageCaches implements CpuPageCache, EndedThreadReaper.Targe
 
     /** The calling thread's set: from the slot table, else the thread-local (creating it); null for a virtual thread. */
     private CpuPageLists current() {
-        CpuPageLists set = existing();
+        CpuPageLists set = slots.get();
+        return set != null ? set : currentSlow(); // kept this small: it is on every alloc and free
+    }
+
+    /** {@link #current()} after a miss in the slot table: the thread-local, registering a new set. */
+    private CpuPageLists currentSlow() {
+        CpuPageLists set = local.get();
         if (set == null) {
             set = register();
             if (set != null) {
