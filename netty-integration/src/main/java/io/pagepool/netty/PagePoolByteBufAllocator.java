@@ -573,8 +573,6 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
 
     /** Most entries any of the builder's per-arena cache sizes may ask for: each is an array of that many per arena. */
     public static final int MAX_CACHE_SIZE = 1 << 20;
-    /** Most pages a page pool's recycle ring may hold: {@code PagePool}'s own bound. */
-    private static final int MAX_POOL_RING_SIZE = 1 << 30;
 
     private static void checkCacheSize(String name, int size) {
         if (size < 0 || size > MAX_CACHE_SIZE) {
@@ -682,7 +680,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             return this;
         }
 
-        /** Each arena's page pool cache size, 1 to {@link #MAX_CACHE_SIZE}. Default 128. */
+        /** Each arena's page pool cache size, 1 to {@link PagePool#MAX_CACHE_SIZE}. Default 128. */
         public Builder poolCacheSize(int pages) {
             this.poolCacheSize = pages;
             return this;
@@ -694,7 +692,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             return this;
         }
 
-        /** Each arena's page pool recycle ring size, 2 to 2^30. Default 1024. */
+        /** Each arena's page pool recycle ring size, 2 to {@link PagePool#MAX_RING_SIZE}. Default 1024. */
         public Builder poolRingSize(int pages) {
             this.poolRingSize = pages;
             return this;
@@ -727,11 +725,11 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
             checkCacheSize("fragmentCacheSize", fragmentCacheSize);
             checkCacheSize("blockCacheSize", blockCacheSize);
             checkCacheSize("objectCacheSize", objectCacheSize);
-            checkCacheSize("poolCacheSize", poolCacheSize);
-            if (poolCacheSize < 1 || poolRefillBatch < 1 || poolRefillBatch > poolCacheSize || poolRingSize < 2
-                    || poolRingSize > MAX_POOL_RING_SIZE) {
+            // PagePool's own bounds, checked here so that build() refuses, not each thread's first buffer
+            if (poolCacheSize > PagePool.MAX_CACHE_SIZE || poolRefillBatch < 1 || poolRefillBatch > poolCacheSize
+                    || poolRingSize < 2 || poolRingSize > PagePool.MAX_RING_SIZE) {
                 throw new IllegalArgumentException("pool sizes must satisfy 1 <= poolRefillBatch (" + poolRefillBatch
-                        + ") <= poolCacheSize (" + poolCacheSize + ") and 2 <= poolRingSize (" + poolRingSize
+                        + ") <= poolCacheSize (" + poolCacheSize + ") <= 2^20 and 2 <= poolRingSize (" + poolRingSize
                         + ") <= 2^30");
             }
             return new PagePoolByteBufAllocator(this);

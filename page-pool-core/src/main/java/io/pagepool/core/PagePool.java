@@ -89,6 +89,8 @@ public final class PagePool implements AutoCloseable {
     public static final int DEFAULT_CACHE_SIZE = 128;
     /** Largest cache a pool may have: the cache is an array of that many pfns, made when the pool is built. */
     public static final int MAX_CACHE_SIZE = 1 << 20;
+    /** Largest recycle ring a pool may have. */
+    public static final int MAX_RING_SIZE = 1 << 30;
     public static final int DEFAULT_REFILL_BATCH = 64;
     public static final int DEFAULT_RING_SIZE = 1024;
     public static final int DEFAULT_FRAG_ALIGN = 64;
@@ -937,7 +939,7 @@ public final class PagePool implements AutoCloseable {
                 throw new IllegalArgumentException("refillBatch " + refillBatch + " must be between 1 and cacheSize "
                         + cacheSize);
             }
-            if (ringSize < 2 || ringSize > (1 << 30)) {
+            if (ringSize < 2 || ringSize > MAX_RING_SIZE) {
                 throw new IllegalArgumentException("ringSize " + ringSize + " must be between 2 and 2^30");
             }
             if (maxSyncLengthSet && maxSyncLength < 0) {
