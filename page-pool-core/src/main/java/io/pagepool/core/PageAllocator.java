@@ -603,10 +603,11 @@ public final class PageAllocator implements AutoCloseable {
     public long freePageCount() {
         checkOpen();
         return cpuCache.quiesced(() -> {
-            long cached = cpuCache.cachedPages();
             zone.lockQuietly();
             try {
-                return zone.freePages() + zone.unreservedPages() + cached;
+                // The caches' counts under the zone lock: a set drains into the zone under it, so a
+                // drained batch is never counted both in its set and on the buddy lists.
+                return zone.freePages() + zone.unreservedPages() + cpuCache.cachedPages();
             } finally {
                 zone.unlock();
             }
@@ -625,13 +626,14 @@ public final class PageAllocator implements AutoCloseable {
         return cpuCache.quiesced(() -> {
             AllocCounters sum = new AllocCounters();
             cpuCache.sumCounters(sum);
-            long cached = cpuCache.cachedPages();
             int sets = cpuCache.pageSets();
             zone.lockQuietly();
             try {
                 zone.counters.addTo(sum);
                 zone.retiredCacheCounters.addTo(sum);
-                return new PageAllocatorStats(sum, splits.sum(), zone, cached, sets);
+                // Under the zone lock, as in freePageCount(): a refill racing this read can make the
+                // allocated figure a batch too high for a moment, a drain never makes it too low.
+                return new PageAllocatorStats(sum, splits.sum(), zone, cpuCache.cachedPages(), sets);
             } finally {
                 zone.unlock();
             }

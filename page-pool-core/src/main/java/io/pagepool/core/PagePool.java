@@ -1,5 +1,6 @@
 package io.pagepool.core;
 
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.Objects;
@@ -637,15 +638,25 @@ public final class PagePool implements AutoCloseable {
 
     /** A snapshot of the kernel-style counters. Any thread; see {@link PagePoolStats}. */
     public PagePoolStats stats() {
+        // Returns are read before hand-outs, with a fence between: a page counted as returned was
+        // handed out before, so a reading taken while the pool runs errs toward more pages in
+        // flight, never fewer. Pages leaving the ring are counted as taken after they leave it, so
+        // reading the taken count before the ring's size counts a page moving out in neither.
         long drained;
         synchronized (closeLock) {
             drained = ringDrained;
         }
+        long taken = ringTaken;
+        VarHandle.acquireFence();
         int ringPages = ring.size();
+        long cached = recycleCached;
+        long ringFull = recycleRingFull.sum();
+        long releasedRefcnt = recycleReleasedRefcnt.sum();
+        long released = pagesReleased.sum();
+        VarHandle.acquireFence();
         return new PagePoolStats(allocFast, allocSlow, allocSlowHighOrder, allocEmpty, allocRefill, allocFailed,
-                recycleCached, recycleCacheFull, ringTaken + drained + ringPages, recycleRingFull.sum(),
-                recycleReleasedRefcnt.sum(), fragAllocs, pagesEntered, pagesReleased.sum(), closed ? 0 : cacheCount,
-                ringPages);
+                cached, recycleCacheFull, taken + drained + ringPages, ringFull, releasedRefcnt, fragAllocs,
+                pagesEntered, released, closed ? 0 : cacheCount, ringPages);
     }
 
     public PageAllocator allocator() {

@@ -11,7 +11,9 @@ package io.pagepool.core;
  * fragment comes back.
  *
  * <p>Counters kept by the owner thread are read without synchronization: exact when the pool is
- * quiescent, possibly a few events stale while it runs. Thread safety: immutable.
+ * quiescent, possibly a few events stale while it runs. The returns are read before the
+ * hand-outs, so while the pool runs {@link #inflight()} may be too high for a moment, not too low.
+ * Thread safety: immutable.
  */
 public final class PagePoolStats {
 
