@@ -93,6 +93,13 @@ final class PagePoolDerivedByteBuf extends PagePoolDirectByteBuf {
 
     /** A duplicate of all of {@code root}, indexes {@code readerIndex} and {@code writerIndex}, holding one reference of parent. */
     static PagePoolDerivedByteBuf duplicate(PagePoolByteBuf root, ByteBuf parent, int readerIndex, int writerIndex) {
+        // Checked before the parent is retained: a duplicate's indexes may lie past a capacity that
+        // shrank since (the root's, or a sibling duplicate's capacity(int)).
+        int capacity = root.capacity();
+        if (readerIndex < 0 || readerIndex > writerIndex || writerIndex > capacity) {
+            throw new IndexOutOfBoundsException("readerIndex: " + readerIndex + ", writerIndex: " + writerIndex
+                    + " (expected: 0 <= readerIndex <= writerIndex <= capacity(" + capacity + "))");
+        }
         PagePoolDerivedByteBuf view = take(root);
         view.init(root, parent, 0, false, 0, root.maxCapacity());
         view.setIndexAndMark(readerIndex, writerIndex);

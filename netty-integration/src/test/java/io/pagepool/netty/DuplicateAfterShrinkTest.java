@@ -1,0 +1,92 @@
+package io.pagepool.netty;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.util.ResourceLeakDetector;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A duplicate whose buffer shrank under it keeps indexes past the new capacity; duplicating it
+ * again must refuse, as Netty's unpooled duplicates do, without taking a reference of it that nobody
+ * would hold (the page would then never come back).
+ *
+ * <p>Leak detection is off so that the buffers are our raw objects and their views are ours (under
+ * PARANOID every buffer is wrapped and its views are Netty's shared-count ones).
+ */
+class DuplicateAfterShrinkTest {
+
+    private static ResourceLeakDetector.Level savedLevel;
+
+    @BeforeAll
+    static void leakDetectionOff() {
+        savedLevel = ResourceLeakDetector.getLevel();
+        ResourceLeakDetector.setLevel(ResourceLeakDetector.Level.DISABLED);
+    }
+
+    @AfterAll
+    static void leakDetectionBack() {
+        ResourceLeakDetector.setLevel(savedLevel);
+    }
+
+    private final PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(16L << 20).build();
+
+    /** Every page came back: close() refuses while one is still allocated. */
+    @AfterEach
+    void everythingWentBack() {
+        alloc.close();
+    }
+
+    private PagePoolByteBuf newFull(int capacity) {
+        PagePoolByteBuf buf = (PagePoolByteBuf) alloc.directBuffer(capacity);
+        for (int i = 0; i < capacity; i++) {
+            buf.writeByte(i * 7);
+        }
+        return buf;
+    }
+
+    /**
+     * The root shrinks through its own {@code capacity(int)}.
+     */
+    @Test
+    void duplicatingADuplicateWhoseRootShrankRefusesAndTakesNoReference() {
+        PagePoolByteBuf root = newFull(2048);
+        ByteBuf dup = root.retainedDuplicate();
+        assertInstanceOf(PagePoolDerivedByteBuf.class, dup);
+        root.capacity(100); // out of its 2 KiB fragment into a 128-byte one; dup's writer index stays 2048
+        assertEquals(100, dup.capacity());
+
+        IndexOutOfBoundsException thrown = assertThrows(IndexOutOfBoundsException.class, dup::retainedDuplicate);
+        assertEquals("readerIndex: 0, writerIndex: 2048 (expected: 0 <= readerIndex <= writerIndex <= capacity(100))",
+                thrown.getMessage());
+        assertEquals(1, dup.refCnt(), "the refused duplicate took no reference of its parent");
+        assertTrue(dup.release());
+        assertTrue(root.release());
+    }
+
+    /**
+     * The same through the public view API only: two duplicates of one buffer, the buffer's own
+     * reference given up, one duplicate shrinks the shared buffer, then the other duplicate is
+     * duplicated again.
+     */
+    @Test
+    void duplicatingAfterASiblingDuplicateShrankTheBufferRefusesAndTakesNoReference() {
+        PagePoolByteBuf root = newFull(2048);
+        ByteBuf first = root.retainedDuplicate();
+        ByteBuf second = root.retainedDuplicate();
+        root.release();
+        second.capacity(64); // the shared buffer shrinks (and moves); first's writer index stays 2048
+
+        assertThrows(IndexOutOfBoundsException.class, first::retainedDuplicate);
+        assertEquals(1, first.refCnt(), "the refused duplicate took no reference of its parent");
+        assertTrue(first.release());
+        assertTrue(second.release());
+        assertEquals(0, root.refCnt(), "the shared buffer's last reference was given back");
+    }
+}
