@@ -222,8 +222,10 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
     long fastAllocations;
     /** Buffers served by {@link #newBufferSlow}. */
     long slowAllocations;
-    /** Parked memory taken outside the fast path (by a buffer growing into its class, or a new object). */
+    /** Buffers served by {@link #newBufferSlow} with memory parked with another buffer (not counted: resizes). */
     long otherCacheHits;
+    /** Parked memory taken outside the fast path: by a new buffer, or a buffer resized into its class. */
+    private long parkedReuses;
     /** Queued releases dropped because the object had already come back: see the class comment. */
     long concurrentDoubleReleases;
     private final int regionMask;
@@ -362,6 +364,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
         }
         PagePoolByteBuf buf = takeObject();
         buf.reuse(initialCapacity, maxCapacity);
+        long reused = parkedReuses;
         try {
             bind(buf, initialCapacity);
         } catch (RuntimeException | Error e) {
@@ -369,6 +372,9 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             throw e;
         }
         slowAllocations++;
+        if (parkedReuses != reused) {
+            otherCacheHits++;
+        }
         return buf;
     }
 
@@ -692,7 +698,7 @@ final class PagePoolArena extends ThreadOwnedSlots.Owned {
             return null;
         }
         stacks[parkClass] = top - 1;
-        otherCacheHits++;
+        parkedReuses++;
         return byId[stacks[top - 1]];
     }
 

@@ -115,6 +115,12 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
     private final ThreadOwnedSlots<PagePoolArena> arenaSlots = new ThreadOwnedSlots<>(arenaTable);
     /** Every open arena; guarded by itself. */
     private final List<PagePoolArena> registry = new ArrayList<>();
+    /**
+     * Pools of closed arenas that still have pages out (buffers of an ended thread, still in use
+     * elsewhere): counted by {@link PagePoolByteBufAllocatorMetric#inflightPages()} until the last
+     * page is back. Registry lock.
+     */
+    private final List<PagePool> retiredPools = new ArrayList<>();
     private volatile boolean closed;
 
     final LongAdder fallbackAllocations = new LongAdder();
@@ -274,6 +280,9 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         }
         try {
             arena.close();
+            synchronized (registry) {
+                keepIfPagesOut(arena);
+            }
         } catch (RuntimeException | Error e) {
             // Netty calls this while an event loop terminates: an exception here would stop the
             // termination from completing and hang shutdownGracefully().
@@ -286,7 +295,8 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
      * Gives back the memory the calling thread's arena keeps for reuse: buffers parked with their
      * memory (fragments, pages, blocks), buffers other threads released and queued for it, the
      * thread's page pool cache and its per-CPU page sets. Buffers in use are not touched, and the
-     * thread's next buffers are carved afresh. As Netty's
+     * thread's next buffers are carved afresh. The page the pool is carving fragments from stays
+     * (one page), until the thread ends. As Netty's
      * {@code PooledByteBufAllocator.trimCurrentThreadCache()}, for a plain thread about to idle: an
      * arena gives its memory back by itself only when another arena runs out (an event loop at once,
      * a plain thread at its next allocation), so an idle plain thread otherwise keeps up to
@@ -327,7 +337,28 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
                 arena.close();
                 it.remove();
                 arenaSlots.release(arena);
+                keepIfPagesOut(arena);
             }
+        }
+    }
+
+    /** A closed arena's pool joins {@link #retiredPools} if buffers still hold its pages. Registry lock held. */
+    private void keepIfPagesOut(PagePoolArena arena) {
+        retiredPools.removeIf(pool -> pool.stats().pagesHeld() <= 0);
+        if (arena.pool.stats().pagesHeld() > 0) {
+            retiredPools.add(arena.pool);
+        }
+    }
+
+    /** Pages of closed arenas' pools still held by buffers; drops the pools that have them all back. */
+    long retiredPoolPages() {
+        synchronized (registry) {
+            retiredPools.removeIf(pool -> pool.stats().pagesHeld() <= 0);
+            long sum = 0;
+            for (PagePool pool : retiredPools) {
+                sum += pool.stats().pagesHeld();
+            }
+            return sum;
         }
     }
 
@@ -523,6 +554,7 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         closed = true;
         for (PagePoolArena arena : registry) {
             arena.close();
+            keepIfPagesOut(arena);
         }
         registry.clear();
         arenaSlots.clear();

@@ -56,7 +56,10 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
                 : -1;
     }
 
-    /** Direct buffers served by the fallback allocator since the allocator was built. */
+    /**
+     * Direct buffers served by the fallback allocator since the allocator was built; a buffer
+     * resized into new fallback memory counts again.
+     */
     public long fallbackAllocations() {
         return allocator.fallbackAllocations.sum();
     }
@@ -85,9 +88,12 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
         return Collections.unmodifiableList(out);
     }
 
-    /** Pages handed out by all arenas' pools and not yet returned. */
+    /**
+     * Pages handed out by all arenas' pools and not yet returned, including those of arenas closed
+     * since (their thread ended, or the allocator was closed) whose buffers are still in use.
+     */
     public long inflightPages() {
-        long sum = 0;
+        long sum = allocator.retiredPoolPages();
         for (ArenaMetric a : arenas()) {
             sum += a.poolStats().inflight();
         }
