@@ -38,7 +38,10 @@ import java.nio.channels.ScatteringByteChannel;
  * access goes to {@code root} at {@code index + adjustment} after this view's own checks (count,
  * and bounds against this view's capacity), so a duplicate follows the root if it grows, as Netty's
  * derived buffers do. A slice has a fixed capacity ({@code capacity(int)} throws, as for Netty's
- * slices); a duplicate's capacity is the root's.
+ * slices); a duplicate's capacity is the root's. If the root shrinks below a slice's range, an
+ * access past the root's capacity throws (the root checks its bulk transfers itself, and the view
+ * checks its primitive ones), as with Netty's unpooled slices; Netty's pooled slices do not check,
+ * and would reach memory the root no longer owns.
  *
  * <p>Thread safety: as any Netty buffer, not thread-safe except for reference counting. A view
  * released on a thread other than its arena's owner goes back through the arena's queue of
@@ -138,6 +141,23 @@ final class PagePoolDerivedByteBuf extends PagePoolDirectByteBuf {
 
     private int idx(int index) {
         return index + adjustment;
+    }
+
+    /**
+     * {@link #idx} for a primitive access of {@code width} bytes, which the root does unchecked: a
+     * slice's range is fixed when it is made, and the root may have shrunk (into other memory)
+     * since. Past the root's capacity the access throws, as Netty's unpooled slices do, instead of
+     * reaching bytes that may now be another buffer's.
+     */
+    private int rootIdx(int index, int width) {
+        int i = index + adjustment;
+        int rootCapacity = root.capacity();
+        if (i > rootCapacity - width) {
+            throw new IndexOutOfBoundsException("index: " + index + ", length: " + width + " (this slice's bytes "
+                    + adjustment + ".." + (adjustment + sliceLength) + " of its buffer, which has shrunk to capacity "
+                    + rootCapacity + ")");
+        }
+        return i;
     }
 
     // ------------------------------------------------------------------ reference count
@@ -275,92 +295,92 @@ final class PagePoolDerivedByteBuf extends PagePoolDirectByteBuf {
 
     @Override
     protected byte _getByte(int index) {
-        return root._getByte(idx(index));
+        return root._getByte(rootIdx(index, 1));
     }
 
     @Override
     protected short _getShort(int index) {
-        return root._getShort(idx(index));
+        return root._getShort(rootIdx(index, 2));
     }
 
     @Override
     protected short _getShortLE(int index) {
-        return root._getShortLE(idx(index));
+        return root._getShortLE(rootIdx(index, 2));
     }
 
     @Override
     protected int _getUnsignedMedium(int index) {
-        return root._getUnsignedMedium(idx(index));
+        return root._getUnsignedMedium(rootIdx(index, 3));
     }
 
     @Override
     protected int _getUnsignedMediumLE(int index) {
-        return root._getUnsignedMediumLE(idx(index));
+        return root._getUnsignedMediumLE(rootIdx(index, 3));
     }
 
     @Override
     protected int _getInt(int index) {
-        return root._getInt(idx(index));
+        return root._getInt(rootIdx(index, 4));
     }
 
     @Override
     protected int _getIntLE(int index) {
-        return root._getIntLE(idx(index));
+        return root._getIntLE(rootIdx(index, 4));
     }
 
     @Override
     protected long _getLong(int index) {
-        return root._getLong(idx(index));
+        return root._getLong(rootIdx(index, 8));
     }
 
     @Override
     protected long _getLongLE(int index) {
-        return root._getLongLE(idx(index));
+        return root._getLongLE(rootIdx(index, 8));
     }
 
     @Override
     protected void _setByte(int index, int value) {
-        root._setByte(idx(index), value);
+        root._setByte(rootIdx(index, 1), value);
     }
 
     @Override
     protected void _setShort(int index, int value) {
-        root._setShort(idx(index), value);
+        root._setShort(rootIdx(index, 2), value);
     }
 
     @Override
     protected void _setShortLE(int index, int value) {
-        root._setShortLE(idx(index), value);
+        root._setShortLE(rootIdx(index, 2), value);
     }
 
     @Override
     protected void _setMedium(int index, int value) {
-        root._setMedium(idx(index), value);
+        root._setMedium(rootIdx(index, 3), value);
     }
 
     @Override
     protected void _setMediumLE(int index, int value) {
-        root._setMediumLE(idx(index), value);
+        root._setMediumLE(rootIdx(index, 3), value);
     }
 
     @Override
     protected void _setInt(int index, int value) {
-        root._setInt(idx(index), value);
+        root._setInt(rootIdx(index, 4), value);
     }
 
     @Override
     protected void _setIntLE(int index, int value) {
-        root._setIntLE(idx(index), value);
+        root._setIntLE(rootIdx(index, 4), value);
     }
 
     @Override
     protected void _setLong(int index, long value) {
-        root._setLong(idx(index), value);
+        root._setLong(rootIdx(index, 8), value);
     }
 
     @Override
     protected void _setLongLE(int index, long value) {
-        root._setLongLE(idx(index), value);
+        root._setLongLE(rootIdx(index, 8), value);
     }
 
     // ------------------------------------------------------------------ bulk transfers

@@ -13,14 +13,16 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * A duplicate whose buffer shrank under it keeps indexes past the new capacity; duplicating it
- * again must refuse, as Netty's unpooled duplicates do, without taking a reference of it that nobody
- * would hold (the page would then never come back).
+ * Views of a buffer that shrank under them. A duplicate keeps indexes past the new capacity;
+ * duplicating it again must refuse, as Netty's unpooled duplicates do, without taking a reference
+ * of it that nobody would hold (the page would then never come back). A slice keeps its range;
+ * an access past the root's new capacity must refuse rather than reach memory that may now be
+ * another buffer's.
  *
  * <p>Leak detection is off so that the buffers are our raw objects and their views are ours (under
  * PARANOID every buffer is wrapped and its views are Netty's shared-count ones).
  */
-class DuplicateAfterShrinkTest {
+class ViewsAfterShrinkTest {
 
     private static ResourceLeakDetector.Level savedLevel;
 
@@ -88,5 +90,34 @@ class DuplicateAfterShrinkTest {
         assertTrue(first.release());
         assertTrue(second.release());
         assertEquals(0, root.refCnt(), "the shared buffer's last reference was given back");
+    }
+
+    @Test
+    void aSliceOfABufferThatShrankRefusesAccessPastTheBufferAndCorruptsNoOtherBuffer() {
+        PagePoolByteBuf root = newFull(2048);
+        ByteBuf slice = root.retainedSlice(1024, 1024);
+        root.capacity(100); // into a 128-byte fragment; its 2 KiB fragment is free for the next buffer
+        ByteBuf other = alloc.directBuffer(2048);
+        other.writeZero(2048);
+
+        assertThrows(IndexOutOfBoundsException.class, () -> slice.getByte(0));
+        assertThrows(IndexOutOfBoundsException.class, () -> slice.setLong(8, -1L));
+        assertThrows(IndexOutOfBoundsException.class, () -> slice.setByte(1023, 1));
+        assertThrows(IndexOutOfBoundsException.class, () -> slice.getBytes(0, new byte[8]));
+        for (int i = 0; i < 2048; i++) {
+            assertEquals(0, other.getByte(i), "byte " + i + " of the buffer that took the old memory");
+        }
+
+        ByteBuf head = root.retainedSlice(8, 64); // within the shrunk buffer: still readable and writable
+        assertEquals((byte) (9 * 7), head.getByte(1));
+        head.setInt(0, 0x01020304);
+        assertEquals(0x01020304, root.getInt(8));
+        assertThrows(IndexOutOfBoundsException.class, () -> head.getLong(60),
+                "the slice's own bounds still apply first");
+
+        assertTrue(head.release());
+        assertTrue(other.release());
+        assertTrue(slice.release());
+        assertTrue(root.release());
     }
 }
