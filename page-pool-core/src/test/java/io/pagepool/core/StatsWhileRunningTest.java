@@ -50,6 +50,15 @@ class StatsWhileRunningTest {
         return bad;
     }
 
+    private static PagePoolStats statsOnceBuilt(AtomicReference<PagePool> pool, CountDownLatch built) {
+        try {
+            built.await();
+        } catch (InterruptedException e) {
+            throw new AssertionError(e);
+        }
+        return pool.get().stats();
+    }
+
     /** A batch a per-CPU set drains into the zone must not be counted both in the set and on the buddy lists. */
     @Test
     void allocatedPagesNeverNegativeWhileAThreadDrainsItsCpuCache() throws Exception {
@@ -92,12 +101,7 @@ class StatsWhileRunningTest {
                     pool.putPage(held[i], 0, true);
                 }
             }, () -> {
-                try {
-                    built.await();
-                } catch (InterruptedException e) {
-                    throw new RuntimeException(e);
-                }
-                PagePoolStats s = poolRef.get().stats();
+                PagePoolStats s = statsOnceBuilt(poolRef, built);
                 return s.inflight() < 0 ? s.toString() : null;
             });
             poolRef.get().close();
@@ -134,12 +138,7 @@ class StatsWhileRunningTest {
                     pool.putPage(held[i], 0, false); // through the recycle ring; the next allocations refill from it
                 }
             }, () -> {
-                try {
-                    built.await();
-                } catch (InterruptedException e) {
-                    throw new RuntimeException(e);
-                }
-                PagePoolStats s = poolRef.get().stats();
+                PagePoolStats s = statsOnceBuilt(poolRef, built);
                 return s.inflight() < kept ? s.toString() : null;
             });
             PagePool pool = poolRef.get();
