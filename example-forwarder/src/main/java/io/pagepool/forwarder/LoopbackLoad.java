@@ -26,6 +26,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * and one that drops datagrams costs a stall per loss episode and one drain wait, not a hang. Each
  * {@link #send} counts only the datagrams of its own sequence range, so stragglers of an earlier
  * send (a warm-up) are not credited to it.
+ *
+ * <p>The sink keeps a bit per sequence number of the current send, so it counts distinct datagrams:
+ * one that arrives twice is a {@linkplain #duplicates duplicate}, which neither opens the window nor
+ * makes up for a lost one. A datagram with a wrong length or content is {@linkplain #corrupt
+ * corrupt} and not an arrival (its number cannot be trusted): unless it also arrives intact, it
+ * counts as lost too.
  */
 public final class LoopbackLoad implements AutoCloseable {
 
@@ -40,23 +46,39 @@ public final class LoopbackLoad implements AutoCloseable {
     private final Thread sinkThread;
     private final AtomicLong received = new AtomicLong();
     private final AtomicLong corrupt = new AtomicLong();
+    private final AtomicLong duplicates = new AtomicLong();
     private final int size;
-    /** The current send's sequence range and how many of it arrived; replaced whole by each send. */
+    /** The current send's sequence range and which of it arrived; replaced whole by each send. */
     private volatile Range range = new Range(0, 0);
     /** Why the sink thread stopped, if it failed. */
     private volatile Throwable sinkFailure;
 
     /**
-     * Datagrams numbered {@code first} to {@code end - 1}; how many arrived and when the latest did
-     * ({@link System#nanoTime()}), both written by the sink thread only.
+     * Datagrams numbered {@code first} to {@code end - 1}: which of them arrived intact (a bit each,
+     * by {@code seq - first}), how many of them did ({@code distinct}: a duplicate is not counted
+     * again) and when the latest of those arrived ({@link System#nanoTime()}). All written by the sink
+     * thread only; the counters are read by the sender.
      */
-    private record Range(long first, long end, AtomicLong arrived, AtomicLong lastArrival) {
+    private record Range(long first, long end, long[] seen, AtomicLong distinct, AtomicLong lastArrival) {
         Range(long first, long end) {
-            this(first, end, new AtomicLong(), new AtomicLong(System.nanoTime()));
+            this(first, end, new long[(int) ((end - first + 63) >>> 6)], new AtomicLong(),
+                    new AtomicLong(System.nanoTime()));
         }
 
         boolean contains(long seq) {
             return seq >= first && seq < end;
+        }
+
+        /** Marks {@code seq} (in the range) arrived: true the first time, false for a duplicate. */
+        boolean arrive(long seq) {
+            long index = seq - first;
+            int word = (int) (index >>> 6);
+            long bit = 1L << index; // the low six bits
+            if ((seen[word] & bit) != 0) {
+                return false;
+            }
+            seen[word] |= bit;
+            return true;
         }
     }
 
@@ -96,20 +118,34 @@ public final class LoopbackLoad implements AutoCloseable {
     }
 
     /**
+     * Intact datagrams of a send's range that the sink had already received, over every send so far:
+     * a forwarder that passes a datagram on twice. A duplicate neither counts as an arrival nor
+     * makes up for a lost datagram.
+     */
+    public long duplicates() {
+        return duplicates.get();
+    }
+
+    /** Most datagrams one {@link #send} takes: the sink keeps a bit per datagram of it. */
+    public static final long MAX_COUNT = Integer.MAX_VALUE;
+
+    /**
      * Sends {@code count} datagrams numbered from {@code firstSeq} to {@code target}, at most
      * {@code window} of them not yet at the sink (see the class comment for stalls), and waits until
      * the sink has them all or none has arrived for {@value #DRAIN_MILLIS} ms.
      *
-     * @return how many of them the sink did not receive
+     * @return how many of them the sink did not receive intact: {@code count} minus the distinct
+     *     sequence numbers that arrived, so never negative, whatever arrived twice
      */
     public long send(InetSocketAddress target, long firstSeq, long count, int window) throws IOException {
-        if (firstSeq < 0 || count < 0 || window < 1) {
+        if (firstSeq < 0 || count < 0 || count > MAX_COUNT || firstSeq > Long.MAX_VALUE - count || window < 1) {
             throw new IllegalArgumentException("firstSeq " + firstSeq + " and count " + count
-                    + " must not be negative, window " + window + " must be positive");
+                    + " must not be negative, count at most " + MAX_COUNT + ", window " + window
+                    + " must be positive");
         }
         Range r = new Range(firstSeq, firstSeq + count);
         range = r;
-        AtomicLong arrived = r.arrived();
+        AtomicLong arrived = r.distinct(); // distinct: a duplicate neither opens the window nor hides a loss
         long presumedLost = 0; // outstanding when a stall gave them up
         long counted = 0; // arrivals already set against presumedLost or the window
         try (DatagramChannel sender = DatagramChannel.open()) {
@@ -143,7 +179,7 @@ public final class LoopbackLoad implements AutoCloseable {
     }
 
     /**
-     * When the latest datagram of the last {@link #send}'s range arrived, on the
+     * When the latest new datagram of the last {@link #send}'s range arrived, on the
      * {@link System#nanoTime()} scale (the start of that send if none did): the end of a run for a
      * rate, without the drain wait for datagrams that never came.
      */
@@ -191,14 +227,23 @@ public final class LoopbackLoad implements AutoCloseable {
                 in.clear();
                 sink.receive(in);
                 in.flip();
+                // One writer for every counter: this thread (lazySet, no read-modify-write). received
+                // first, distinct last: send() waits on distinct and then reads the others.
+                received.lazySet(received.get() + 1);
                 if (!intact(in)) {
-                    corrupt.incrementAndGet();
+                    corrupt.lazySet(corrupt.get() + 1); // not an arrival: its number cannot be trusted
+                    continue;
                 }
-                received.lazySet(received.get() + 1); // one writer: this thread; before arrived, which send() waits on
                 Range r = range;
-                if (in.remaining() >= HEADER && r.contains(in.getLong(0))) {
+                long seq = in.getLong(0);
+                if (!r.contains(seq)) {
+                    continue; // another send's straggler
+                }
+                if (r.arrive(seq)) {
                     r.lastArrival().lazySet(System.nanoTime());
-                    r.arrived().lazySet(r.arrived().get() + 1); // one writer: this thread
+                    r.distinct().lazySet(r.distinct().get() + 1);
+                } else {
+                    duplicates.lazySet(duplicates.get() + 1);
                 }
             }
         } catch (ClosedChannelException e) {

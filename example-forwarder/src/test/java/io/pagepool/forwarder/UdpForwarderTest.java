@@ -242,9 +242,26 @@ class UdpForwarderTest {
     }
 
     /**
+     * A forwarder that passes some datagrams on twice has them counted as duplicates, not as
+     * arrivals: none is lost, however many extra arrived.
+     */
+    @Test
+    void aForwarderThatDuplicatesDatagramsHasThemCountedApart() throws Exception {
+        try (LoopbackLoad load = new LoopbackLoad(64);
+                Relay relay = new Relay(load.sinkAddress(), 0, 0, 10)) {
+            assertEquals(0, load.send(relay.address(), 0, 1_000, 16));
+            assertEquals(100, load.duplicates(), "every tenth datagram arrived twice");
+            assertEquals(1_100, load.received());
+            assertEquals(0, load.corrupt());
+        }
+    }
+
+    /**
      * A plain-socket forwarder for testing the load itself: reads nothing for {@code holdMillis},
      * then passes every datagram on to {@code upstream} except, if {@code dropEvery} is not 0, those
-     * whose sequence number is one less than a multiple of it; optionally {@link #throttle throttled}.
+     * whose sequence number is one less than a multiple of it, and twice, if {@code duplicateEvery}
+     * is not 0, those whose sequence number is a multiple of it; optionally {@link #throttle
+     * throttled}.
      */
     private static final class Relay implements AutoCloseable {
         private final DatagramChannel socket;
@@ -254,6 +271,10 @@ class UdpForwarderTest {
         private final AtomicLong maxWaiting = new AtomicLong();
 
         Relay(InetSocketAddress upstream, long holdMillis, long dropEvery) throws IOException {
+            this(upstream, holdMillis, dropEvery, 0);
+        }
+
+        Relay(InetSocketAddress upstream, long holdMillis, long dropEvery, long duplicateEvery) throws IOException {
             socket = DatagramChannel.open().bind(ANY_LOOPBACK_PORT);
             socket.configureBlocking(false);
             thread = new Thread(() -> {
@@ -276,8 +297,12 @@ class UdpForwarderTest {
                         long now = System.nanoTime();
                         if (!waiting.isEmpty() && now - lastPass >= perDatagramNanos) {
                             ByteBuffer next = waiting.poll();
-                            if (dropEvery == 0 || next.getLong(0) % dropEvery != dropEvery - 1) {
-                                socket.send(next, upstream);
+                            long seq = next.getLong(0);
+                            if (dropEvery == 0 || seq % dropEvery != dropEvery - 1) {
+                                socket.send(next.duplicate(), upstream);
+                                if (duplicateEvery != 0 && seq % duplicateEvery == 0) {
+                                    socket.send(next.duplicate(), upstream);
+                                }
                             }
                             passedOn++;
                             lastPass = now;
