@@ -15,17 +15,24 @@ import java.util.concurrent.atomic.AtomicLong;
  * receives. Both use the JDK's blocking {@link DatagramChannel}, not Netty, so they cost every
  * allocator the same.
  *
- * <p>The sender keeps at most {@code window} datagrams between itself and the sink, so the sockets'
- * buffers never overflow and the forwarder runs flat out without loss. When nothing arrives for
- * {@value #STALL_MILLIS} ms the sender presumes what is outstanding lost and sends on (so for a
- * moment up to twice the window may be on the way); each arrival after that first pays one
- * presumed loss back before it opens the window again, so the window is back to its size once as
- * many have arrived. At the end the sender waits for every datagram until none has arrived for
- * {@value #DRAIN_MILLIS} ms, and only what is missing then counts as lost. So a forwarder that is
- * only slow for a while (its first packets run in the interpreter and load classes) loses nothing,
- * and one that drops datagrams costs a stall per loss episode and one drain wait, not a hang. Each
- * {@link #send} counts only the datagrams of its own sequence range, so stragglers of an earlier
- * send (a warm-up) are not credited to it.
+ * <p>The sender keeps at most {@code window} datagrams on the way to the sink, so the sockets'
+ * buffers do not overflow and the forwarder runs flat out without loss. On the way are the
+ * datagrams sent after the latest one that arrived: the path keeps order (one event loop, loopback
+ * sockets), so one that a later datagram overtook is presumed lost, and a loss in mid-run neither
+ * shrinks the window nor stalls the sender. When nothing arrives for {@value #STALL_MILLIS} ms with
+ * the window full, the sender writes what is outstanding off and sends one more window, so up to
+ * twice the window may be on the way; it writes nothing off again until a datagram sent after that
+ * write-off has arrived (everything before it has then arrived or is lost), so on an order-keeping
+ * path no more than twice the window is ever on the way, however long the forwarder stalls. If
+ * nothing new arrives for {@value #DRAIN_MILLIS} ms while the window is full after a write-off, the
+ * sender gives the forwarder up: it sends no more, and what it did not send counts as lost. At the
+ * end the sender waits for every datagram until none has arrived for {@value #DRAIN_MILLIS} ms, and
+ * only what is missing then counts as lost. So a forwarder that stops for less than
+ * {@value #DRAIN_MILLIS} ms (its first packets run in the interpreter and load classes) loses
+ * nothing, provided its socket holds twice the window; one that drops datagrams costs one drain
+ * wait, plus a stall for each time it drops a whole window's tail; one that drops everything costs
+ * a stall and a drain wait, not a hang. Each {@link #send} counts only the datagrams of its own
+ * sequence range, so stragglers of an earlier send (a warm-up) are not credited to it.
  *
  * <p>The sink keeps a bit per sequence number of the current send, so it counts distinct datagrams:
  * one that arrives twice is a {@linkplain #duplicates duplicate}, which neither opens the window nor
@@ -35,10 +42,14 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class LoopbackLoad implements AutoCloseable {
 
-    /** How long the sender waits for the sink before it counts what is outstanding as lost. */
+    /** How long the sender waits for the sink, window full, before it writes what is outstanding off. */
     static final long STALL_MILLIS = 50;
-    /** How long the end of a send waits for any datagram still missing, from the last arrival. */
-    static final long DRAIN_MILLIS = 1_000;
+    /**
+     * How long without a new arrival the sender waits before it gives up: on the datagrams still
+     * missing at the end of a send, or on the rest of the send when the window is full after a
+     * write-off.
+     */
+    static final long DRAIN_MILLIS = 2_000;
     /** Bytes of the sequence number at the start of each datagram. */
     static final int HEADER = Long.BYTES;
 
@@ -57,11 +68,13 @@ public final class LoopbackLoad implements AutoCloseable {
      * Datagrams numbered {@code first} to {@code end - 1}: which of them arrived intact (a bit each,
      * by {@code seq - first}), how many of them did ({@code distinct}: a duplicate is not counted
      * again) and when the latest of those arrived ({@link System#nanoTime()}). All written by the sink
-     * thread only; the counters are read by the sender.
+     * thread only; the counters are read by the sender. {@code frontier} is one past the index
+     * ({@code seq - first}) of the highest that arrived, 0 before any did.
      */
-    private record Range(long first, long end, long[] seen, AtomicLong distinct, AtomicLong lastArrival) {
+    private record Range(long first, long end, long[] seen, AtomicLong distinct, AtomicLong frontier,
+            AtomicLong lastArrival) {
         Range(long first, long end) {
-            this(first, end, new long[(int) ((end - first + 63) >>> 6)], new AtomicLong(),
+            this(first, end, new long[(int) ((end - first + 63) >>> 6)], new AtomicLong(), new AtomicLong(),
                     new AtomicLong(System.nanoTime()));
         }
 
@@ -78,6 +91,9 @@ public final class LoopbackLoad implements AutoCloseable {
                 return false;
             }
             seen[word] |= bit;
+            if (index >= frontier.get()) {
+                frontier.lazySet(index + 1);
+            }
             return true;
         }
     }
@@ -131,11 +147,12 @@ public final class LoopbackLoad implements AutoCloseable {
 
     /**
      * Sends {@code count} datagrams numbered from {@code firstSeq} to {@code target}, at most
-     * {@code window} of them not yet at the sink (see the class comment for stalls), and waits until
-     * the sink has them all or none has arrived for {@value #DRAIN_MILLIS} ms.
+     * {@code window} of them on the way (twice that after a stall: see the class comment), and waits
+     * until the sink has them all or none has arrived for {@value #DRAIN_MILLIS} ms.
      *
      * @return how many of them the sink did not receive intact: {@code count} minus the distinct
-     *     sequence numbers that arrived, so never negative, whatever arrived twice
+     *     sequence numbers that arrived, so never negative, whatever arrived twice; the datagrams not
+     *     sent because the sender gave the forwarder up are among them
      */
     public long send(InetSocketAddress target, long firstSeq, long count, int window) throws IOException {
         if (firstSeq < 0 || count < 0 || count > MAX_COUNT || firstSeq > Long.MAX_VALUE - count || window < 1) {
@@ -146,32 +163,42 @@ public final class LoopbackLoad implements AutoCloseable {
         Range r = new Range(firstSeq, firstSeq + count);
         range = r;
         AtomicLong arrived = r.distinct(); // distinct: a duplicate neither opens the window nor hides a loss
-        long presumedLost = 0; // outstanding when a stall gave them up
-        long counted = 0; // arrivals already set against presumedLost or the window
+        AtomicLong frontier = r.frontier();
+        long writtenOffBelow = 0; // a stall wrote off what was sent before this index and had not arrived
+        boolean writeOffPending = false; // and nothing sent since has arrived: no second write-off yet
+        boolean gaveUp = false;
         try (DatagramChannel sender = DatagramChannel.open()) {
             sender.setOption(StandardSocketOptions.SO_SNDBUF, 4 << 20);
             sender.connect(target);
             ByteBuffer out = ByteBuffer.allocateDirect(size);
+            sending:
             for (long i = 0; i < count; i++) {
                 for (;;) {
-                    long a = arrived.get();
-                    presumedLost = Math.max(0, presumedLost - (a - counted)); // late, not lost
-                    counted = a;
-                    if (i - a - presumedLost < window) {
+                    long f = frontier.get();
+                    if (f > writtenOffBelow) {
+                        writeOffPending = false; // one sent after the write-off arrived: those before it are through or lost
+                    }
+                    if (i - Math.max(f, writtenOffBelow) < window) { // on the way: sent after the latest arrival and the write-off
                         break;
                     }
-                    if (!progressed(arrived, STALL_MILLIS)) {
-                        counted = arrived.get();
-                        presumedLost = i - counted;
+                    if (progressed(arrived, STALL_MILLIS)) {
+                        continue;
+                    }
+                    if (!writeOffPending) {
+                        writtenOffBelow = i;
+                        writeOffPending = true;
+                    } else if (System.nanoTime() - r.lastArrival().get() > TimeUnit.MILLISECONDS.toNanos(DRAIN_MILLIS)) {
+                        gaveUp = true; // nothing new for the drain time, window full after a write-off
+                        break sending;
                     }
                 }
                 fill(out, firstSeq + i);
                 sender.write(out);
             }
-            // Every datagram gets its chance to arrive, the presumed-lost ones too: a slow start (a
+            // Every datagram gets its chance to arrive, the written-off ones too: a slow start (a
             // cold JIT, class loading on the forwarder's first packets) delays datagrams, it does
             // not lose them.
-            while (arrived.get() < count && progressed(arrived, DRAIN_MILLIS)) {
+            while (!gaveUp && arrived.get() < count && progressed(arrived, DRAIN_MILLIS)) {
                 // each arrival restarts the clock
             }
         }

@@ -242,6 +242,26 @@ class UdpForwarderTest {
     }
 
     /**
+     * A forwarder that stops forwarding for good in mid-run ends the send instead of hanging it:
+     * the sender writes the outstanding window off once, sends one more window, then gives up; what
+     * it never sent counts as lost, and no more than twice the window went out after the last
+     * datagram that got through.
+     */
+    @Test
+    void aForwarderThatStopsForGoodEndsTheSendWithTheRestCountedLost() throws Exception {
+        int window = 16;
+        try (LoopbackLoad load = new LoopbackLoad(64);
+                Relay relay = new Relay(load.sinkAddress(), 0, 0)) {
+            relay.forwardOnly(500);
+            assertEquals(1_500, load.send(relay.address(), 0, 2_000, window));
+            assertEquals(500, load.received());
+            assertTrue(relay.seen() <= 500 + 2 * window, () -> relay.seen()
+                    + " datagrams sent to a forwarder that forwarded 500, more than twice the window of " + window
+                    + " after them");
+        }
+    }
+
+    /**
      * A forwarder that passes some datagrams on twice has them counted as duplicates, not as
      * arrivals: none is lost, however many extra arrived.
      */
@@ -268,7 +288,9 @@ class UdpForwarderTest {
         private final Thread thread;
         private volatile long perDatagramNanos;
         private volatile long measureFrom = Long.MAX_VALUE;
+        private volatile long forwardOnly = Long.MAX_VALUE;
         private final AtomicLong maxWaiting = new AtomicLong();
+        private final AtomicLong seen = new AtomicLong();
 
         Relay(InetSocketAddress upstream, long holdMillis, long dropEvery) throws IOException {
             this(upstream, holdMillis, dropEvery, 0);
@@ -289,6 +311,7 @@ class UdpForwarderTest {
                         while (socket.receive(datagram = ByteBuffer.allocate(2048)) != null) {
                             datagram.flip();
                             highest = Math.max(highest, datagram.getLong(0));
+                            seen.set(highest + 1);
                             waiting.add(datagram);
                         }
                         if (highest >= measureFrom && highest + 1 - passedOn > maxWaiting.get()) {
@@ -298,7 +321,7 @@ class UdpForwarderTest {
                         if (!waiting.isEmpty() && now - lastPass >= perDatagramNanos) {
                             ByteBuffer next = waiting.poll();
                             long seq = next.getLong(0);
-                            if (dropEvery == 0 || seq % dropEvery != dropEvery - 1) {
+                            if ((dropEvery == 0 || seq % dropEvery != dropEvery - 1) && passedOn < forwardOnly) {
                                 socket.send(next.duplicate(), upstream);
                                 if (duplicateEvery != 0 && seq % duplicateEvery == 0) {
                                     socket.send(next.duplicate(), upstream);
@@ -321,6 +344,16 @@ class UdpForwarderTest {
         void throttle(long nanos, long from) {
             perDatagramNanos = nanos;
             measureFrom = from;
+        }
+
+        /** Drops every datagram after the first {@code count}. */
+        void forwardOnly(long count) {
+            forwardOnly = count;
+        }
+
+        /** The highest sequence number received + 1. */
+        long seen() {
+            return seen.get();
         }
 
         /** The most datagrams seen sent (highest number + 1) and not yet passed on, once measuring. */
