@@ -26,8 +26,11 @@ import picocli.CommandLine.Spec;
  *
  * <pre>
  *   sender --&gt; UdpForwarder (one event loop; ALLOCATOR = pagepool | adaptive | pooled) --&gt; sink
- *   per allocator: a warm-up, then the measured packets; CPU time of the event loop thread / packets
+ *   per allocator: a warm-up, then the measured packets; CPU time of the event loop thread / packets delivered
  * </pre>
+ *
+ * <p>A run that loses, duplicates or corrupts a datagram (or whose pagepool allocator still has a
+ * page out at close) is marked FAILED on its row, and the demo exits 1.
  *
  * <p>The budget defaults to 67.2 ns, one 64-byte frame's time at 10 Gbit/s (84 bytes on the wire
  * with preamble and gap). Cycles are CPU nanoseconds times the clock ({@code --ghz}, by default the
@@ -37,7 +40,12 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "forwarder.jar", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Forwards UDP datagrams over loopback through a Netty forwarder with pagepool's allocator and"
-                + " Netty's, and reports the forwarding thread's cost per packet against a per-packet budget.")
+                + " Netty's, and reports the forwarding thread's cost per packet against a per-packet budget.",
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {
+            "0:every row passed: no datagram lost, duplicated or corrupted, every pagepool page back",
+            "1:a row FAILED (datagrams lost, duplicated or corrupted, or pages still out), or an error",
+            "2:a bad argument: nothing ran"})
 public final class ForwarderDemo implements Callable<Integer> {
 
     /** 64-byte frames at 10 Gbit/s: (64 + 8 preamble + 12 inter-frame gap) bytes * 8 / 10 Gbit/s. */
@@ -70,7 +78,8 @@ public final class ForwarderDemo implements Callable<Integer> {
             description = "Up to N datagrams per read system call (epoll's recvmmsg; default: ${DEFAULT-VALUE}, one per recvmsg).")
     int datagramsPerRead = 1;
 
-    @Option(names = {"-w", "--window"}, description = "Datagrams in flight at most (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"-w", "--window"}, description = "Datagrams on the way at most; twice that after a 50 ms stall,"
+            + " until the forwarder catches up (default: ${DEFAULT-VALUE}).")
     int window = 256;
 
     @Option(names = "--budget-ns", description = "Per-packet budget in ns (default: ${DEFAULT-VALUE}, 10GbE minimum frames).")
@@ -86,11 +95,41 @@ public final class ForwarderDemo implements Callable<Integer> {
         System.exit(new CommandLine(new ForwarderDemo()).setCaseInsensitiveEnumValuesAllowed(true).execute(args));
     }
 
-    /** One allocator's run. */
-    record Row(String allocator, long packets, long lost, long corrupt, long wallNanos, long cpuNanos,
-            MemoryReport memory) {
+    /**
+     * One allocator's run: {@code packets} measured, {@code lost} of them never delivered intact;
+     * {@code duplicates} and {@code corrupt} over the whole run, warm-up included. The rates are
+     * over the datagrams delivered, not the packets asked for.
+     */
+    record Row(String allocator, long packets, long lost, long duplicates, long corrupt, long wallNanos,
+            long cpuNanos, MemoryReport memory) {
+        long delivered() {
+            return packets - lost;
+        }
+
         double cpuNsPerPacket() {
-            return (double) cpuNanos / packets;
+            return (double) cpuNanos / delivered();
+        }
+
+        double kpps() {
+            return delivered() * 1e6 / wallNanos;
+        }
+
+        /** Why the run failed, or empty: datagrams lost, duplicated or corrupted, or pages kept. */
+        String failures() {
+            StringBuilder why = new StringBuilder();
+            if (lost != 0) {
+                why.append(String.format(Locale.ROOT, ", %,d of %,d lost", lost, packets));
+            }
+            if (duplicates != 0) {
+                why.append(String.format(Locale.ROOT, ", %,d duplicated", duplicates));
+            }
+            if (corrupt != 0) {
+                why.append(String.format(Locale.ROOT, ", %,d corrupt", corrupt));
+            }
+            if (!memory.allBack()) {
+                why.append(", pages still out");
+            }
+            return why.length() == 0 ? "" : why.substring(2);
         }
     }
 
@@ -104,6 +143,11 @@ public final class ForwarderDemo implements Callable<Integer> {
             }
             packets = 100_000;
             warmup = 20_000;
+        }
+        if (packets > LoopbackLoad.MAX_COUNT || warmup > LoopbackLoad.MAX_COUNT) {
+            throw new CommandLine.ParameterException(spec.commandLine(), String.format(Locale.ROOT,
+                    "--packets and --warmup must be at most %,d (the sink keeps a bit per datagram)",
+                    LoopbackLoad.MAX_COUNT));
         }
         if (packets < 1 || warmup < 0 || window < 1 || !positiveAndFinite(budgetNs)
                 || (ghz != null && !positiveAndFinite(ghz))) {
@@ -155,28 +199,38 @@ public final class ForwarderDemo implements Callable<Integer> {
         out.flush();
 
         boolean allGood = true;
-        out.printf(Locale.ROOT, "%-10s %10s %6s %8s %12s %12s %10s  %s%n", "allocator", "packets", "lost", "kpps",
-                "CPU ns/pkt", "cycles/pkt", "x budget", "after close");
+        out.printf(Locale.ROOT, "%-10s %10s %6s %6s %7s %8s %12s %12s %10s  %s%n", "allocator", "packets", "lost",
+                "dup", "corrupt", "kpps", "CPU ns/pkt", "cycles/pkt", "x budget", "after close");
         out.flush();
         for (String name : allocators) {
             Row row = run(name, t);
-            allGood &= row.corrupt() == 0 && row.memory().allBack();
-            String cpu = row.cpuNanos() < 0 ? String.format(Locale.ROOT, "%12s %12s %10s", "n/a", "n/a", "n/a")
+            String failures = row.failures();
+            allGood &= failures.isEmpty();
+            boolean rates = row.delivered() > 0 && row.wallNanos() > 0;
+            String kpps = rates ? String.format(Locale.ROOT, "%8.1f", row.kpps()) : String.format("%8s", "n/a");
+            String cpu = row.cpuNanos() < 0 || !rates
+                    ? String.format(Locale.ROOT, "%12s %12s %10s", "n/a", "n/a", "n/a")
                     : String.format(Locale.ROOT, "%12.1f %12.0f %10.1f", row.cpuNsPerPacket(),
                             row.cpuNsPerPacket() * clock, row.cpuNsPerPacket() / budgetNs);
-            out.printf(Locale.ROOT, "%-10s %,10d %6d %8.1f %s  %s%n", name, row.packets(), row.lost(),
-                    row.packets() * 1e6 / row.wallNanos(), cpu, row.memory().text());
-            if (row.corrupt() != 0) {
-                out.println("  " + row.corrupt() + " datagrams arrived corrupted");
-            }
+            out.printf(Locale.ROOT, "%-10s %,10d %6d %6d %7d %s %s  %s%s%n", name, row.packets(), row.lost(),
+                    row.duplicates(), row.corrupt(), kpps, cpu, row.memory().text(),
+                    failures.isEmpty() ? "" : "  FAILED: " + failures);
             out.flush();
         }
         out.println();
+        out.println("lost: measured packets that never reached the sink intact; dup, corrupt: datagrams that arrived"
+                + " again or damaged,");
+        out.println("warm-up included. Any of them, or a page still out, fails the row. kpps and CPU ns/pkt are over"
+                + " the packets delivered.");
         out.println("CPU ns/pkt: the forwarding event loop's CPU time per packet, its system calls included;"
                 + " cycles = ns x clock.");
         out.println("On loopback the kernel's receive and send dominate (microseconds a packet). An allocator's share"
                 + " is tens of nanoseconds,");
         out.println("below the run-to-run noise of these rows: docs/benchmarks.md measures it alone (JMH).");
+        if (!allGood) {
+            out.println();
+            out.println("FAILED: a row above lost, duplicated or corrupted datagrams, or kept pages (exit code 1).");
+        }
         out.flush();
         return allGood ? 0 : 1;
     }
@@ -200,7 +254,8 @@ public final class ForwarderDemo implements Callable<Integer> {
                 wall = load.lastArrivalNanos() - t0; // not the wait for datagrams that never came
                 cpu = cpu0 < 0 || cpu1 < 0 ? -1 : cpu1 - cpu0;
             }
-            return new Row(allocatorName, packets, lost, load.corrupt(), wall, cpu, allocator.closeAndReport());
+            return new Row(allocatorName, packets, lost, load.duplicates(), load.corrupt(), wall, cpu,
+                    allocator.closeAndReport());
         }
     }
 

@@ -117,6 +117,29 @@ class UdpForwarderTest {
         assertTrue(text.contains("budget: 67.2 ns = 134 cycles per packet"), text);
         assertTrue(text.lines().anyMatch(l -> l.startsWith("pagepool") && l.contains("every page back")), text);
         assertTrue(text.lines().anyMatch(l -> l.startsWith("adaptive")), text);
+        assertTrue(!text.contains("FAILED"), text);
+    }
+
+    /**
+     * A run that loses datagrams (a window far beyond what the sockets hold) has its row marked
+     * FAILED with the count lost, a FAILED line under the table, and exit code 1; its rates are over
+     * what was delivered.
+     */
+    @Test
+    void demoMarksARunThatLosesDatagramsFailedAndExitsOne() {
+        StringWriter out = new StringWriter();
+        CommandLine cmd = new CommandLine(new ForwarderDemo()).setCaseInsensitiveEnumValuesAllowed(true);
+        cmd.setOut(new PrintWriter(out));
+        int exit = cmd.execute("--packets", "20000", "--warmup", "0", "--window", "1000000", "--size", "2048",
+                "--allocators", "adaptive");
+        String text = out.toString();
+        String row = text.lines().filter(l -> l.startsWith("adaptive ")).findFirst().orElseThrow();
+        long lost = Long.parseLong(row.trim().split(" +")[2]);
+        assumeTrue(lost > 0, () -> "nothing lost: the sockets held 20,000 datagrams of 2 KiB\n" + text);
+        assertEquals(1, exit, text);
+        assertTrue(row.endsWith(String.format(java.util.Locale.ROOT, "FAILED: %,d of 20,000 lost", lost)), text);
+        assertTrue(text.contains("kpps and CPU ns/pkt are over the packets delivered"), text);
+        assertTrue(text.lines().anyMatch(l -> l.startsWith("FAILED: a row above lost")), text);
     }
 
     /** Arguments the demo must refuse with picocli's usage error (exit 2) and a message, before anything runs. */
@@ -131,6 +154,7 @@ class UdpForwarderTest {
         "--recvmmsg 0                    | --recvmmsg 0 must be between 1 and 1024",
         "--allocators pagepool,jemalloc  | unknown allocator 'jemalloc'",
         "--quick --packets 10            | --quick sets --packets and --warmup",
+        "--packets 2147483648            | --packets and --warmup must be at most 2,147,483,647",
         "--size 4                        | --size 4 must be between 8",
         "--size 4096                     | --size 4096 must be between 8"})
     void demoRejectsABadArgumentBeforeRunning(String args, String message) {
