@@ -6,12 +6,14 @@ import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.util.ResourceLeakDetector;
 import io.pagepool.netty.PagePoolByteBufAllocator;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintWriter;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import java.util.Properties;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -38,7 +40,8 @@ import picocli.CommandLine.Spec;
  * calls and the socket layers, microseconds a packet. An allocator's share is tens of nanoseconds,
  * below these rows' run-to-run noise; the JMH figures in docs/benchmarks.md have it alone.
  */
-@Command(name = "forwarder.jar", mixinStandardHelpOptions = true, sortOptions = false,
+@Command(name = "forwarder.jar", mixinStandardHelpOptions = true, versionProvider = ForwarderDemo.Version.class,
+        sortOptions = false,
         description = "Forwards UDP datagrams over loopback through a Netty forwarder with pagepool's allocator and"
                 + " Netty's, and reports the forwarding thread's cost per packet against a per-packet budget.",
         exitCodeListHeading = "%nExit codes:%n",
@@ -93,6 +96,36 @@ public final class ForwarderDemo implements Callable<Integer> {
 
     public static void main(String[] args) {
         System.exit(new CommandLine(new ForwarderDemo()).setCaseInsensitiveEnumValuesAllowed(true).execute(args));
+    }
+
+    /** What {@code -V/--version} prints: this build's version (from version.properties), and the JVM. */
+    static final class Version implements CommandLine.IVersionProvider {
+        /** Where the build put the project's version. */
+        static final String RESOURCE = "version.properties";
+        /** Printed when the build's version is missing (classes not built by Maven). */
+        static final String UNKNOWN = "(version unknown: not built by Maven)";
+
+        @Override
+        public String[] getVersion() {
+            return new String[] {"forwarder.jar " + version() + ", the pagepool UDP forwarder demo",
+                "JVM: " + System.getProperty("java.vm.name") + " " + System.getProperty("java.version")};
+        }
+
+        static String version() {
+            try (InputStream in = ForwarderDemo.class.getResourceAsStream(RESOURCE)) {
+                if (in != null) {
+                    Properties p = new Properties();
+                    p.load(in);
+                    String v = p.getProperty("version", "");
+                    if (!v.isBlank() && !v.contains("${")) {
+                        return v;
+                    }
+                }
+            } catch (IOException e) {
+                // fall through: unknown
+            }
+            return UNKNOWN;
+        }
     }
 
     /**

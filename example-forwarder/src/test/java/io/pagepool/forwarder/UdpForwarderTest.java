@@ -142,6 +142,17 @@ class UdpForwarderTest {
         assertTrue(text.lines().anyMatch(l -> l.startsWith("FAILED: a row above lost")), text);
     }
 
+    /** -V prints the project's version (the build fills it in), not a blank or a placeholder. */
+    @Test
+    void demoVersionIsTheBuildsVersion() {
+        StringWriter out = new StringWriter();
+        CommandLine cmd = new CommandLine(new ForwarderDemo());
+        cmd.setOut(new PrintWriter(out));
+        assertEquals(0, cmd.execute("-V"));
+        String first = out.toString().lines().findFirst().orElse("");
+        assertTrue(first.matches("forwarder\\.jar [0-9]+\\.[0-9]+\\.[0-9]+(-SNAPSHOT)?, .*"), out::toString);
+    }
+
     /** Arguments the demo must refuse with picocli's usage error (exit 2) and a message, before anything runs. */
     @ParameterizedTest
     @CsvSource(delimiter = '|', value = {
