@@ -88,7 +88,7 @@ public final class ForwarderDemo implements Callable<Integer> {
     @Option(names = "--budget-ns", description = "Per-packet budget in ns (default: ${DEFAULT-VALUE}, 10GbE minimum frames).")
     double budgetNs = TEN_GBE_MIN_FRAME_NS;
 
-    @Option(names = "--ghz", description = "Clock for ns-to-cycles (default: /proc/cpuinfo's cpu MHz).")
+    @Option(names = "--ghz", description = "Clock for ns-to-cycles (default: /proc/cpuinfo's cpu MHz, else 2.0).")
     Double ghz;
 
     @Spec
@@ -219,14 +219,15 @@ public final class ForwarderDemo implements Callable<Integer> {
         if (System.getProperty(LEAK_LEVEL_PROPERTY) == null) {
             ResourceLeakDetector.setLevel(ResourceLeakDetector.Level.DISABLED); // as in the JMH runs
         }
-        double clock = ghz != null ? ghz : cpuGhz();
+        Clock clockSource = Clock.of(ghz, cpuinfo("cpu MHz"));
+        double clock = clockSource.ghz();
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "pagepool UDP forwarder demo: %s transport, %d-byte payloads, %,d packets per allocator"
                 + " after %,d warm-up, window %d, %s%n", t, size, packets, warmup, window,
                 datagramsPerRead == 1 ? "one datagram per read" : "up to " + datagramsPerRead + " per recvmmsg");
-        out.printf(Locale.ROOT, "machine: %s, %d CPUs, %s; clock %.2f GHz%s%n", cpuModel(),
+        out.printf(Locale.ROOT, "machine: %s, %d CPUs, %s; clock %s%n", cpuModel(),
                 Runtime.getRuntime().availableProcessors(), System.getProperty("java.vm.name") + " "
-                        + System.getProperty("java.version"), clock, ghz != null ? " (--ghz)" : " (/proc/cpuinfo)");
+                        + System.getProperty("java.version"), clockSource.label());
         out.printf(Locale.ROOT, "budget: %.1f ns = %.0f cycles per packet; Netty leak detection %s (-D%s=...)%n%n",
                 budgetNs, budgetNs * clock, ResourceLeakDetector.getLevel(), LEAK_LEVEL_PROPERTY);
         out.flush();
@@ -364,13 +365,31 @@ public final class ForwarderDemo implements Callable<Integer> {
         };
     }
 
-    /** The first "cpu MHz" of /proc/cpuinfo in GHz, or 2.0 where there is none. */
-    static double cpuGhz() {
-        String mhz = cpuinfo("cpu MHz");
-        try {
-            return mhz != null ? Double.parseDouble(mhz) / 1000 : 2.0;
-        } catch (NumberFormatException e) {
-            return 2.0;
+    /** The clock for ns-to-cycles and where it came from, as the header says it. */
+    record Clock(double ghz, String source) {
+        /** The clock when neither --ghz nor /proc/cpuinfo gives one. */
+        static final double FALLBACK_GHZ = 2.0;
+
+        /** {@code --ghz} if given, else /proc/cpuinfo's "cpu MHz" ({@code cpuMhz}, null if none), else 2.0. */
+        static Clock of(Double ghzOption, String cpuMhz) {
+            if (ghzOption != null) {
+                return new Clock(ghzOption, "--ghz");
+            }
+            if (cpuMhz != null) {
+                try {
+                    double mhz = Double.parseDouble(cpuMhz);
+                    if (positiveAndFinite(mhz)) {
+                        return new Clock(mhz / 1000, "/proc/cpuinfo");
+                    }
+                } catch (NumberFormatException e) {
+                    // not a number: assumed below
+                }
+            }
+            return new Clock(FALLBACK_GHZ, "assumed: no cpu MHz in /proc/cpuinfo, give --ghz");
+        }
+
+        String label() {
+            return String.format(Locale.ROOT, "%.2f GHz (%s)", ghz, source);
         }
     }
 

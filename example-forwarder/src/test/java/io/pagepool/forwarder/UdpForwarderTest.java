@@ -153,6 +153,17 @@ class UdpForwarderTest {
         assertTrue(first.matches("forwarder\\.jar [0-9]+\\.[0-9]+\\.[0-9]+(-SNAPSHOT)?, .*"), out::toString);
     }
 
+    /** The header says where the clock came from, and says so when it is a guess. */
+    @Test
+    void theClockLabelSaysWhereTheClockCameFrom() {
+        assertEquals("3.00 GHz (--ghz)", ForwarderDemo.Clock.of(3.0, "2100.000").label());
+        assertEquals("2.10 GHz (/proc/cpuinfo)", ForwarderDemo.Clock.of(null, "2100.000").label());
+        assertEquals("2.00 GHz (assumed: no cpu MHz in /proc/cpuinfo, give --ghz)",
+                ForwarderDemo.Clock.of(null, null).label());
+        assertEquals("2.00 GHz (assumed: no cpu MHz in /proc/cpuinfo, give --ghz)",
+                ForwarderDemo.Clock.of(null, "unknown").label());
+    }
+
     /** Arguments the demo must refuse with picocli's usage error (exit 2) and a message, before anything runs. */
     @ParameterizedTest
     @CsvSource(delimiter = '|', value = {
