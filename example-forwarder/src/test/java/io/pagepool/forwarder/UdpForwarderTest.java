@@ -13,10 +13,7 @@ import java.io.StringWriter;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.DatagramChannel;
-import java.util.ArrayDeque;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -319,102 +316,6 @@ class UdpForwarderTest {
             assertEquals(100, load.duplicates(), "every tenth datagram arrived twice");
             assertEquals(1_100, load.received());
             assertEquals(0, load.corrupt());
-        }
-    }
-
-    /**
-     * A plain-socket forwarder for testing the load itself: reads nothing for {@code holdMillis},
-     * then passes every datagram on to {@code upstream} except, if {@code dropEvery} is not 0, those
-     * whose sequence number is one less than a multiple of it, and twice, if {@code duplicateEvery}
-     * is not 0, those whose sequence number is a multiple of it; optionally {@link #throttle
-     * throttled}.
-     */
-    private static final class Relay implements AutoCloseable {
-        private final DatagramChannel socket;
-        private final Thread thread;
-        private volatile long perDatagramNanos;
-        private volatile long measureFrom = Long.MAX_VALUE;
-        private volatile long forwardOnly = Long.MAX_VALUE;
-        private final AtomicLong maxWaiting = new AtomicLong();
-        private final AtomicLong seen = new AtomicLong();
-
-        Relay(InetSocketAddress upstream, long holdMillis, long dropEvery) throws IOException {
-            this(upstream, holdMillis, dropEvery, 0);
-        }
-
-        Relay(InetSocketAddress upstream, long holdMillis, long dropEvery, long duplicateEvery) throws IOException {
-            socket = DatagramChannel.open().bind(ANY_LOOPBACK_PORT);
-            socket.configureBlocking(false);
-            thread = new Thread(() -> {
-                ArrayDeque<ByteBuffer> waiting = new ArrayDeque<>();
-                long highest = -1;
-                long passedOn = 0;
-                long lastPass = 0;
-                try {
-                    Thread.sleep(holdMillis);
-                    for (;;) {
-                        ByteBuffer datagram;
-                        while (socket.receive(datagram = ByteBuffer.allocate(2048)) != null) {
-                            datagram.flip();
-                            highest = Math.max(highest, datagram.getLong(0));
-                            seen.set(highest + 1);
-                            waiting.add(datagram);
-                        }
-                        if (highest >= measureFrom && highest + 1 - passedOn > maxWaiting.get()) {
-                            maxWaiting.set(highest + 1 - passedOn); // sent and not yet passed on, at least
-                        }
-                        long now = System.nanoTime();
-                        if (!waiting.isEmpty() && now - lastPass >= perDatagramNanos) {
-                            ByteBuffer next = waiting.poll();
-                            long seq = next.getLong(0);
-                            if ((dropEvery == 0 || seq % dropEvery != dropEvery - 1) && passedOn < forwardOnly) {
-                                socket.send(next.duplicate(), upstream);
-                                if (duplicateEvery != 0 && seq % duplicateEvery == 0) {
-                                    socket.send(next.duplicate(), upstream);
-                                }
-                            }
-                            passedOn++;
-                            lastPass = now;
-                        } else if (waiting.isEmpty()) {
-                            LockSupport.parkNanos(10_000);
-                        }
-                    }
-                } catch (IOException | InterruptedException e) {
-                    // closed: done
-                }
-            }, "relay");
-            thread.start();
-        }
-
-        /** At most one datagram per {@code nanos}; measure {@link #maxWaiting} once {@code from} has been seen. */
-        void throttle(long nanos, long from) {
-            perDatagramNanos = nanos;
-            measureFrom = from;
-        }
-
-        /** Drops every datagram after the first {@code count}. */
-        void forwardOnly(long count) {
-            forwardOnly = count;
-        }
-
-        /** The highest sequence number received + 1. */
-        long seen() {
-            return seen.get();
-        }
-
-        /** The most datagrams seen sent (highest number + 1) and not yet passed on, once measuring. */
-        long maxWaiting() {
-            return maxWaiting.get();
-        }
-
-        InetSocketAddress address() throws IOException {
-            return (InetSocketAddress) socket.getLocalAddress();
-        }
-
-        @Override
-        public void close() throws IOException, InterruptedException {
-            socket.close();
-            thread.join();
         }
     }
 }
