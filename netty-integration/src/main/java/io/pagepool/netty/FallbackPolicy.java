@@ -10,6 +10,12 @@ public enum FallbackPolicy {
      */
     UNPOOLED,
 
-    /** Throw {@link PagePoolOutOfMemoryError}, naming the allocator and the request. */
+    /**
+     * Throw {@link PagePoolOutOfMemoryError}, naming the allocator and the request. For allocators
+     * the application's own code calls, where it can handle the error. Not for channels whose reads
+     * allocate from this allocator: the error is thrown inside Netty's read loop, where Netty closes
+     * the channel or spins on it (epoll, NIO) or, on io_uring, ends the event loop thread. See
+     * docs/tuning.md, "FAIL on a receive path".
+     */
     FAIL
 }

@@ -25,8 +25,16 @@ import io.netty.channel.DefaultMaxMessagesRecvByteBufAllocator;
  * over at most {@link #maxMessagesPerRead()} reads (default 1) before it fires
  * {@code channelReadComplete}. A datagram channel's built-in allocator gets 16 from the channel
  * (Netty applies the channel's default only to that one), so to read as many datagrams per wake-up
- * as before set it: {@code new PagePoolRecvByteBufAllocator().maxMessagesPerRead(16)}. With
- * {@code recvmmsg} each of those reads may bring up to {@code datagramsPerRead} datagrams.
+ * as before set it: {@code new PagePoolRecvByteBufAllocator().maxMessagesPerRead(16)}. Netty counts
+ * the limit in datagrams, not system calls: with {@code recvmmsg}, one full read of
+ * {@code datagramsPerRead} datagrams counts that many, so for {@code k} reads per wake-up set
+ * {@code k * datagramsPerRead}.
+ *
+ * <p>A datagram larger than {@link #datagramSize()} arrives cut to that size, without an error, as
+ * with Netty's {@code FixedRecvByteBufAllocator}; give a larger size for jumbo frames.
+ *
+ * <p>Use {@link FallbackPolicy#UNPOOLED} (the default) on the allocator these buffers come from: under
+ * {@link FallbackPolicy#FAIL} an exhausted read throws inside Netty's read loop (see that constant).
  *
  * <p>Buffers come from the channel's allocator, or from the one given to the constructor.
  * Thread safety: thread-safe (handles are per channel, as Netty requires).
