@@ -275,14 +275,15 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
     /** The owner thread is ending (Netty calls this for event loops) or dropped the arena. */
     private void retire(PagePoolArena arena) {
         synchronized (registry) {
-            registry.remove(arena);
+            if (registry.remove(arena)) {
+                // Counted from here until its pages are back, with no moment counted nowhere or
+                // twice (close() and the reaper retire arenas under this lock too).
+                retiredPools.add(arena.pool);
+            }
             arenaSlots.release(arena);
         }
         try {
             arena.close();
-            synchronized (registry) {
-                keepIfPagesOut(arena);
-            }
         } catch (RuntimeException | Error e) {
             // Netty calls this while an event loop terminates: an exception here would stop the
             // termination from completing and hang shutdownGracefully().
@@ -342,7 +343,10 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         }
     }
 
-    /** A closed arena's pool joins {@link #retiredPools} if buffers still hold its pages. Registry lock held. */
+    /**
+     * A closed arena, just taken out of the registry, joins {@link #retiredPools} if buffers still
+     * hold its pages. Registry lock held.
+     */
     private void keepIfPagesOut(PagePoolArena arena) {
         retiredPools.removeIf(pool -> pool.stats().pagesHeld() <= 0);
         if (arena.pool.stats().pagesHeld() > 0) {
@@ -350,13 +354,21 @@ public final class PagePoolByteBufAllocator extends AbstractByteBufAllocator
         }
     }
 
-    /** Pages of closed arenas' pools still held by buffers; drops the pools that have them all back. */
-    long retiredPoolPages() {
+    /**
+     * Pages handed out by the open arenas' pools and not returned, plus those of closed arenas'
+     * pools still held (a retiring arena's pool counts its parked pages too until it is closed);
+     * under one registry lock, so an arena moving from one to the other is counted once. Drops the
+     * retired pools that have every page back.
+     */
+    long inflightPages() {
         synchronized (registry) {
             retiredPools.removeIf(pool -> pool.stats().pagesHeld() <= 0);
             long sum = 0;
             for (PagePool pool : retiredPools) {
                 sum += pool.stats().pagesHeld();
+            }
+            for (PagePoolArena arena : registry) {
+                sum += arena.pool.stats().inflight();
             }
             return sum;
         }

@@ -93,11 +93,7 @@ public final class PagePoolByteBufAllocatorMetric implements ByteBufAllocatorMet
      * since (their thread ended, or the allocator was closed) whose buffers are still in use.
      */
     public long inflightPages() {
-        long sum = allocator.retiredPoolPages();
-        for (ArenaMetric a : arenas()) {
-            sum += a.poolStats().inflight();
-        }
-        return sum;
+        return allocator.inflightPages();
     }
 
     /**

@@ -39,9 +39,10 @@ import java.nio.channels.ScatteringByteChannel;
  * and bounds against this view's capacity), so a duplicate follows the root if it grows, as Netty's
  * derived buffers do. A slice has a fixed capacity ({@code capacity(int)} throws, as for Netty's
  * slices); a duplicate's capacity is the root's. If the root shrinks below a slice's range, an
- * access past the root's capacity throws (the root checks its bulk transfers itself, and the view
- * checks its primitive ones), as with Netty's unpooled slices; Netty's pooled slices do not check,
- * and would reach memory the root no longer owns.
+ * access past the root's capacity throws (the root checks its bulk transfers itself, the view
+ * checks its primitive ones, and it offers no native address, through which Netty's string writers
+ * would go unchecked), as with Netty's unpooled slices; Netty's pooled slices do not check, and
+ * would reach memory the root no longer owns.
  *
  * <p>Thread safety: as any Netty buffer, not thread-safe except for reference counting. A view
  * released on a thread other than its arena's owner goes back through the arena's queue of
@@ -257,13 +258,28 @@ final class PagePoolDerivedByteBuf extends PagePoolDirectByteBuf {
     @Override
     public boolean hasMemoryAddress() {
         PagePoolByteBuf r = root;
-        return r != null && r.hasMemoryAddress();
+        return r != null && r.hasMemoryAddress() && withinRoot(r);
     }
 
+    /**
+     * The native address of this view's index 0. Not for a slice that reaches past its root's
+     * capacity (the root shrank since): Netty's helpers write through the address unchecked, so
+     * {@link #hasMemoryAddress()} is false then and they take the checked paths.
+     */
     @Override
     public long memoryAddress() {
         ensureAccessible();
+        if (!withinRoot(root)) {
+            throw new UnsupportedOperationException("memoryAddress(): this slice's bytes " + adjustment + ".."
+                    + (adjustment + capacity()) + " reach past its buffer, which has shrunk to capacity "
+                    + root.capacity());
+        }
         return root.memoryAddress() + adjustment;
+    }
+
+    /** All of this view's bytes lie within {@code r}'s capacity (a slice of a root that shrank may not). */
+    private boolean withinRoot(PagePoolByteBuf r) {
+        return adjustment + capacity() <= r.capacity();
     }
 
     // ------------------------------------------------------------------ derived views of a view

@@ -222,4 +222,70 @@ class MetricsAccountingTest {
             alloc.close();
         }
     }
+
+    /** close() on a thread that owns an arena, with one of its buffers still out, counts that buffer's page once. */
+    @Test
+    void closeOnAThreadOwningAnArenaCountsItsOutstandingPagesOnce() {
+        try (PageAllocator pages = PageAllocator.builder().capacity(16L << 20).build()) {
+            PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().pageAllocator(pages).build();
+            ByteBuf buf = alloc.directBuffer(4096); // one whole pool page, on this thread's arena
+            PagePoolByteBufAllocatorMetric metric = alloc.metric();
+            assertEquals(1, metric.inflightPages(), "before close");
+            alloc.close();
+            long after = metric.inflightPages();
+            buf.release();
+            long released = metric.inflightPages();
+            pages.drainCpuCaches();
+            assertEquals(1, after, "inflightPages() after close() with the one-page buffer still out");
+            assertEquals(0, released, "inflightPages() once the buffer is back");
+        }
+    }
+
+    /**
+     * An event loop's thread ending retires its arena (FastThreadLocal.removeAll, then onRemoval):
+     * inflightPages() keeps counting the pages of the buffers it handed over at every moment of that.
+     * A probe thread watches while short-lived FastThreadLocalThreads each hand one whole-page buffer
+     * over and end.
+     */
+    @Test
+    void inflightPagesNeverBelowThePagesOfBuffersHandedOverByEndingEventLoopThreads() throws Exception {
+        PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(64L << 20).build();
+        java.util.List<ByteBuf> handedOver = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        java.util.concurrent.atomic.AtomicLong held = new java.util.concurrent.atomic.AtomicLong();
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicReference<String> bad = new java.util.concurrent.atomic.AtomicReference<>();
+        Thread probe = new Thread(() -> {
+            while (!stop.get() && bad.get() == null) {
+                long before = held.get();
+                long inflight = alloc.metric().inflightPages();
+                if (inflight < before) {
+                    bad.set("inflightPages()=" + inflight + " with at least " + before + " whole-page buffers held");
+                }
+            }
+        }, "metrics-test-probe");
+        probe.start();
+        long deadline = System.nanoTime() + 2_000_000_000L;
+        try {
+            while (bad.get() == null && System.nanoTime() < deadline && held.get() < 3000) {
+                Thread t = new io.netty.util.concurrent.FastThreadLocalThread(() -> {
+                    try {
+                        handedOver.add(alloc.directBuffer(4096));
+                        held.incrementAndGet();
+                    } finally {
+                        io.netty.util.concurrent.FastThreadLocal.removeAll(); // as Netty's event loop threads do
+                    }
+                }, "metrics-test-loop");
+                t.start();
+                t.join();
+            }
+        } finally {
+            stop.set(true);
+            probe.join();
+            for (ByteBuf b : handedOver) {
+                b.release();
+            }
+            alloc.close();
+        }
+        assertEquals(null, bad.get(), "after " + held.get() + " ending threads");
+    }
 }

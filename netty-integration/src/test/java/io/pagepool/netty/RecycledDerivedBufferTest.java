@@ -14,7 +14,10 @@ import io.netty.channel.EventLoop;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.util.IllegalReferenceCountException;
+import io.netty.util.AsciiString;
+import io.netty.util.CharsetUtil;
 import io.netty.util.ResourceLeakDetector;
+import java.nio.charset.Charset;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -451,5 +454,55 @@ class RecycledDerivedBufferTest {
         assertTrue(other.release());
         assertTrue(slice.release());
         assertTrue(root.release());
+    }
+
+    /**
+     * Netty's UTF-8 writer goes through a buffer's native address when it has one, unchecked: a slice
+     * reaching past its shrunk root must not offer one, so the write refuses instead of landing in
+     * another buffer.
+     */
+    @Test
+    void utf8SetCharSequenceOnASliceOfAShrunkBufferRefusesAndCorruptsNoOtherBuffer() {
+        charSequenceOnASliceOfAShrunkBuffer("h\u00e9llo w\u00f6rld", CharsetUtil.UTF_8);
+    }
+
+    /** The same through Netty's writer of an {@code AsciiString}, which copies to the native address. */
+    @Test
+    void asciiStringSetCharSequenceOnASliceOfAShrunkBufferRefusesAndCorruptsNoOtherBuffer() {
+        charSequenceOnASliceOfAShrunkBuffer(new AsciiString("hello world"), CharsetUtil.US_ASCII);
+    }
+
+    private void charSequenceOnASliceOfAShrunkBuffer(CharSequence text, Charset charset) {
+        ByteBuf root = alloc.directBuffer(2048);
+        root.writeZero(2048);
+        ByteBuf slice = root.retainedSlice(1024, 1024);
+        root.capacity(100); // into a 128-byte fragment right after the 2 KiB one
+        ByteBuf other = alloc.directBuffer(1024); // the next fragment of the same page
+        other.writeZero(1024);
+        if (root.hasMemoryAddress()) {
+            assertFalse(slice.hasMemoryAddress(), "a slice reaching past its shrunk buffer offers no native address");
+            assertThrows(UnsupportedOperationException.class, slice::memoryAddress);
+        }
+
+        assertThrows(IndexOutOfBoundsException.class, () -> slice.setByte(0, 'x'), "primitive path refuses");
+        Throwable thrown = null;
+        try {
+            slice.setCharSequence(0, text, charset);
+        } catch (Throwable t) {
+            thrown = t;
+        }
+        int firstChanged = -1;
+        for (int i = 0; i < other.capacity(); i++) {
+            if (other.getByte(i) != 0) {
+                firstChanged = i;
+                break;
+            }
+        }
+        other.release();
+        slice.release();
+        root.release();
+        assertEquals(-1, firstChanged, "byte " + firstChanged + " of an unrelated buffer was overwritten");
+        assertTrue(thrown instanceof IndexOutOfBoundsException,
+                "setCharSequence(" + charset + ") past the shrunk root should throw, threw " + thrown);
     }
 }
