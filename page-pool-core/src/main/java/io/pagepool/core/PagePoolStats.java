@@ -12,7 +12,9 @@ package io.pagepool.core;
  *
  * <p>Counters kept by the owner thread are read without synchronization: exact when the pool is
  * quiescent, possibly a few events stale while it runs. The returns are read before the
- * hand-outs, so while the pool runs {@link #inflight()} may be too high for a moment, not too low.
+ * hand-outs, so while the pool runs {@link #inflight()} may be too high for a moment, not too low
+ * (on x86; the owner's counters are plain stores, which a weaker memory model may let a reader see
+ * out of order, by a few events).
  * Thread safety: immutable.
  */
 public final class PagePoolStats {
