@@ -9,6 +9,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
 import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.channels.DatagramChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -82,7 +84,7 @@ public final class ForwarderDemo implements Callable<Integer> {
     int datagramsPerRead = 1;
 
     @Option(names = {"-w", "--window"}, description = "Datagrams on the way at most; twice that after a 50 ms stall,"
-            + " until the forwarder catches up (default: ${DEFAULT-VALUE}).")
+            + " until the forwarder catches up (default: ${DEFAULT-VALUE}, lowered to what the socket buffers hold).")
     int window = 256;
 
     @Option(names = "--budget-ns", description = "Per-packet budget in ns (default: ${DEFAULT-VALUE}, 10GbE minimum frames).")
@@ -222,6 +224,19 @@ public final class ForwarderDemo implements Callable<Integer> {
         Clock clockSource = Clock.of(ghz, cpuinfo("cpu MHz"));
         double clock = clockSource.ghz();
         PrintWriter out = spec.commandLine().getOut();
+        int granted = grantedReceiveBuffer();
+        int fits = windowThatFits(granted, size);
+        if (fits < window) {
+            String why = String.format(Locale.ROOT, "the kernel grants a socket %,d bytes of receive buffer"
+                    + " (net.core.rmem_max), and twice the window of %d-byte datagrams must fit", granted, size);
+            if (spec.commandLine().getParseResult().hasMatchedOption("--window")) {
+                out.printf(Locale.ROOT, "note: --window %d may lose datagrams here: %s (about %d do)%n", window, why,
+                        fits);
+            } else {
+                out.printf(Locale.ROOT, "note: window lowered from %d to %d: %s%n", window, fits, why);
+                window = fits;
+            }
+        }
         out.printf(Locale.ROOT, "pagepool UDP forwarder demo: %s transport, %d-byte payloads, %,d packets per allocator"
                 + " after %,d warm-up, window %d, %s%n", t, size, packets, warmup, window,
                 datagramsPerRead == 1 ? "one datagram per read" : "up to " + datagramsPerRead + " per recvmmsg");
@@ -267,6 +282,27 @@ public final class ForwarderDemo implements Callable<Integer> {
         }
         out.flush();
         return allGood ? 0 : 1;
+    }
+
+    /** The receive buffer a socket asking for {@link UdpForwarder#SOCKET_BUFFER} gets here (Linux reports twice the bytes it grants). */
+    static int grantedReceiveBuffer() throws IOException {
+        try (DatagramChannel probe = DatagramChannel.open()) {
+            probe.setOption(StandardSocketOptions.SO_RCVBUF, UdpForwarder.SOCKET_BUFFER);
+            return probe.getOption(StandardSocketOptions.SO_RCVBUF);
+        }
+    }
+
+    /**
+     * The largest window of which twice (what a stall may put on the way, see {@link LoopbackLoad})
+     * fits in a receive buffer of {@code receiveBuffer} bytes, with {@code size}-byte datagrams. A
+     * datagram takes more of the buffer than its payload (the kernel's socket buffer and its
+     * headers): on this project's machine's kernel, datagrams sent to an unread loopback socket with
+     * 416 KiB granted filled it at 832 bytes each for 64-byte payloads and 4,392 for 2,048-byte ones;
+     * estimated here, on the safe side, as {@code max(1024, 2 * size + 640)}.
+     */
+    static int windowThatFits(int receiveBuffer, int size) {
+        long perDatagram = Math.max(1024, 2L * size + 640);
+        return (int) Math.max(1, receiveBuffer / (2 * perDatagram));
     }
 
     private static boolean positiveAndFinite(double x) {

@@ -40,7 +40,8 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class UdpForwarder implements AutoCloseable {
 
     private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
-    private static final int SOCKET_BUFFER = 4 << 20;
+    /** Bytes of receive and send buffer each socket asks for (Linux caps it at net.core.rmem_max / wmem_max). */
+    static final int SOCKET_BUFFER = 4 << 20;
     /** Read buffer per datagram: a 1500-byte MTU with room, a half-page fragment. */
     static final int DATAGRAM_SIZE = PagePoolRecvByteBufAllocator.DEFAULT_DATAGRAM_SIZE;
 

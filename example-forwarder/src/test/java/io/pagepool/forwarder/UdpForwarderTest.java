@@ -139,6 +139,20 @@ class UdpForwarderTest {
         assertTrue(text.lines().anyMatch(l -> l.startsWith("FAILED: a row above lost")), text);
     }
 
+    /**
+     * The default window fits the socket buffers: on this project's machines (4 MiB granted, which
+     * Linux reports as 8 MiB) it stays 256 at every size; where Linux keeps its default rmem_max
+     * (208 KiB, reported as 416 KiB) it is lowered, so that a stall cannot overflow the forwarder.
+     */
+    @Test
+    void theDefaultWindowIsLoweredToWhatTheSocketBuffersHold() {
+        assertEquals(4096, ForwarderDemo.windowThatFits(8 << 20, 64));
+        assertTrue(ForwarderDemo.windowThatFits(8 << 20, 2048) >= 256);
+        assertEquals(208, ForwarderDemo.windowThatFits(425_984, 64));
+        assertEquals(44, ForwarderDemo.windowThatFits(425_984, 2048));
+        assertEquals(1, ForwarderDemo.windowThatFits(1000, 2048), "at least one datagram");
+    }
+
     /** -V prints the project's version (the build fills it in), not a blank or a placeholder. */
     @Test
     void demoVersionIsTheBuildsVersion() {
