@@ -5,11 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.util.concurrent.FastThreadLocal;
+import io.netty.util.concurrent.FastThreadLocalThread;
 import io.pagepool.core.PageAllocator;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
@@ -250,10 +254,10 @@ class MetricsAccountingTest {
     @Test
     void inflightPagesNeverBelowThePagesOfBuffersHandedOverByEndingEventLoopThreads() throws Exception {
         PagePoolByteBufAllocator alloc = PagePoolByteBufAllocator.builder().capacity(64L << 20).build();
-        java.util.List<ByteBuf> handedOver = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
-        java.util.concurrent.atomic.AtomicLong held = new java.util.concurrent.atomic.AtomicLong();
-        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
-        java.util.concurrent.atomic.AtomicReference<String> bad = new java.util.concurrent.atomic.AtomicReference<>();
+        List<ByteBuf> handedOver = Collections.synchronizedList(new ArrayList<>());
+        AtomicLong held = new AtomicLong();
+        AtomicBoolean stop = new AtomicBoolean();
+        AtomicReference<String> bad = new AtomicReference<>();
         Thread probe = new Thread(() -> {
             while (!stop.get() && bad.get() == null) {
                 long before = held.get();
@@ -267,12 +271,12 @@ class MetricsAccountingTest {
         long deadline = System.nanoTime() + 2_000_000_000L;
         try {
             while (bad.get() == null && System.nanoTime() < deadline && held.get() < 3000) {
-                Thread t = new io.netty.util.concurrent.FastThreadLocalThread(() -> {
+                Thread t = new FastThreadLocalThread(() -> {
                     try {
                         handedOver.add(alloc.directBuffer(4096));
                         held.incrementAndGet();
                     } finally {
-                        io.netty.util.concurrent.FastThreadLocal.removeAll(); // as Netty's event loop threads do
+                        FastThreadLocal.removeAll(); // as Netty's event loop threads do
                     }
                 }, "metrics-test-loop");
                 t.start();
