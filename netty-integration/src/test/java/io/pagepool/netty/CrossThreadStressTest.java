@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.DefaultEventLoopGroup;
 import io.netty.channel.EventLoop;
 import io.netty.util.ResourceLeakDetector;
@@ -127,14 +128,24 @@ class CrossThreadStressTest {
         }
     }
 
-    private static final class Msg {
-        final ByteBuf buf;
-        final long id;
+    /** A buffer filled with {@link #fill}'s pattern for {@code id}. */
+    private record Msg(ByteBuf buf, long id) {
+    }
 
-        Msg(ByteBuf buf, long id) {
-            this.buf = buf;
-            this.id = id;
-        }
+    /** A buffer of one of {@link #SIZES}, filled under a new id. */
+    private Msg newFilled(ByteBufAllocator alloc, SplittableRandom rnd) {
+        ByteBuf buf = alloc.directBuffer(SIZES[rnd.nextInt(SIZES.length)]);
+        long id = ids.getAndIncrement();
+        fill(buf, id);
+        return new Msg(buf, id);
+    }
+
+    /** {@code m}'s buffer resized to one of {@link #SIZES} and filled again under a new id. */
+    private Msg resizedAndRefilled(Msg m, SplittableRandom rnd) {
+        m.buf.capacity(SIZES[rnd.nextInt(SIZES.length)]);
+        long id = ids.getAndIncrement();
+        fill(m.buf, id);
+        return new Msg(m.buf, id);
     }
 
     private static final int[] SIZES = {40, 100, 700, 1500, 2048, 3000, 4096, 6000, 9000, 16384, 20000, 32768, 50000};
@@ -164,22 +175,19 @@ class CrossThreadStressTest {
             public void run() {
                 try {
                     for (int k = 0; k < 50 && n < rounds; k++, n++) {
-                        ByteBuf buf = alloc.directBuffer(SIZES[rnd.nextInt(SIZES.length)]);
-                        long id = ids.getAndIncrement();
-                        fill(buf, id);
+                        Msg m = newFilled(alloc, rnd);
+                        ByteBuf buf = m.buf;
                         ByteBuf s = buf.retainedSlice(1, buf.capacity() / 2);
                         ByteBuf d = buf.retainedDuplicate();
                         ByteBuf ss = s.retainedSlice(0, Math.max(1, s.capacity() / 2));
                         toY.add(s);
                         toY.add(d);
                         toY.add(ss);
-                        toX.add(new Msg(buf, id));
+                        toX.add(m);
                         // own short-lived traffic on the loop too, so its stacks cycle
-                        ByteBuf own = alloc.directBuffer(SIZES[rnd.nextInt(SIZES.length)]);
-                        long oid = ids.getAndIncrement();
-                        fill(own, oid);
-                        check(own, oid, "loop own");
-                        own.release();
+                        Msg own = newFilled(alloc, rnd);
+                        check(own.buf, own.id, "loop own");
+                        own.buf.release();
                     }
                 } catch (Throwable t) {
                     record(t);
@@ -206,16 +214,9 @@ class CrossThreadStressTest {
                         break;
                     }
                     check(m.buf, m.id, "X received");
-                    int newCap = SIZES[rnd.nextInt(SIZES.length)];
-                    m.buf.capacity(newCap);
-                    long nid = ids.getAndIncrement();
-                    fill(m.buf, nid);
-                    held.add(new Msg(m.buf, nid));
+                    held.add(resizedAndRefilled(m, rnd));
                     // X's own traffic, so its arena's stacks hold and hand out what growth freed
-                    ByteBuf own = alloc.directBuffer(SIZES[rnd.nextInt(SIZES.length)]);
-                    long oid = ids.getAndIncrement();
-                    fill(own, oid);
-                    held.add(new Msg(own, oid));
+                    held.add(newFilled(alloc, rnd));
                     if (held.size() > 16) {
                         for (Msg h : held) {
                             check(h.buf, h.id, "X before release");
@@ -344,11 +345,7 @@ class CrossThreadStressTest {
             Msg in;
             while ((in = inbox.get(self).poll()) != null) {
                 if (rnd.nextInt(4) == 0) {
-                    // grow it here
-                    in.buf.capacity(SIZES[rnd.nextInt(SIZES.length)]);
-                    long nid = ids.getAndIncrement();
-                    fill(in.buf, nid);
-                    in = new Msg(in.buf, nid);
+                    in = resizedAndRefilled(in, rnd); // grow it here
                 }
                 if (rnd.nextBoolean()) {
                     held.add(in);
@@ -357,15 +354,13 @@ class CrossThreadStressTest {
                     outstanding.decrementAndGet();
                 }
             }
-            ByteBuf buf = alloc.directBuffer(SIZES[rnd.nextInt(SIZES.length)]);
-            long id = ids.getAndIncrement();
-            fill(buf, id);
+            Msg out = newFilled(alloc, rnd);
             outstanding.incrementAndGet();
             int to = rnd.nextInt(inbox.size());
             if (to == self) {
-                held.add(new Msg(buf, id));
+                held.add(out);
             } else {
-                inbox.get(to).add(new Msg(buf, id));
+                inbox.get(to).add(out);
             }
             if (held.size() > 24) {
                 int i = rnd.nextInt(held.size());
@@ -401,29 +396,24 @@ class CrossThreadStressTest {
                         Msg in = pass.poll();
                         if (in != null) {
                             if (rnd.nextInt(3) == 0) {
-                                in.buf.capacity(SIZES[rnd.nextInt(SIZES.length)]);
-                                long nid = ids.getAndIncrement();
-                                fill(in.buf, nid);
-                                in = new Msg(in.buf, nid);
+                                in = resizedAndRefilled(in, rnd);
                             }
                             if (rnd.nextBoolean()) {
                                 ByteBuf v = in.buf.retainedSlice(0, Math.min(16, in.buf.capacity()));
-                                pass.add(new Msg(in.buf, in.id));
+                                pass.add(in);
                                 v.release();
                             } else {
                                 release(in, "short received");
                                 outstanding.decrementAndGet();
                             }
                         }
-                        ByteBuf buf = alloc.directBuffer(SIZES[rnd.nextInt(SIZES.length)]);
-                        long id = ids.getAndIncrement();
-                        fill(buf, id);
+                        Msg own = newFilled(alloc, rnd);
                         outstanding.incrementAndGet();
                         if (rnd.nextBoolean()) {
-                            pass.add(new Msg(buf, id));
+                            pass.add(own);
                         } else {
-                            check(buf, id, "own");
-                            buf.release();
+                            check(own.buf, own.id, "own");
+                            own.buf.release();
                             outstanding.decrementAndGet();
                         }
                     }
